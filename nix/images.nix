@@ -1,0 +1,79 @@
+# One OCI image per catalog workload (dockerTools.streamLayeredImage): the
+# binary and its runtime closure, CA certificates, a numeric non-root user, no
+# shell or package manager. The tag is the image derivation's own `imageTag`
+# (a hash of its configuration and contents), so a tag names exactly one build.
+#
+# Packages: `image-<name>` (a script that streams the image as a docker
+# archive), `image-manifest` (JSON: name -> tag, read by the deploy apps) and
+# `images` (all of them in one directory).
+{self, ...}: {
+  perSystem = {
+    config,
+    lib,
+    pkgs,
+    catalog,
+    ...
+  }: let
+    revision = self.rev or self.dirtyRev or "dirty";
+
+    binaryOf = w:
+      config.packages.${w.crate} or (throw "workload `${w.name}`: crates/${w.crate} is not a workspace crate");
+
+    image = w: let
+      bin = binaryOf w;
+      # Services run their binary; jobs their catalog `command`.
+      argv = w.command or [w.crate];
+      isService = w ? port;
+    in
+      pkgs.dockerTools.streamLayeredImage {
+        inherit (w) name;
+        # /etc/ssl/certs/ca-bundle.crt and friends, nothing else.
+        contents = [pkgs.dockerTools.caCertificates];
+        # A writable /tmp for a read-only root filesystem.
+        extraCommands = "mkdir -m 1777 tmp";
+        config = {
+          User = "65532:65532";
+          Entrypoint = ["${bin}/bin/${lib.head argv}"] ++ lib.tail argv;
+          Env =
+            [
+              "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
+              "LOG_FORMAT=json"
+            ]
+            ++ lib.optionals isService [
+              "PORT=${toString w.port}"
+              "METRICS_PORT=${toString w.metrics_port}"
+            ];
+          ExposedPorts = lib.optionalAttrs isService {
+            "${toString w.port}/tcp" = {};
+            "${toString w.metrics_port}/tcp" = {};
+          };
+          Labels = {
+            "org.opencontainers.image.title" = w.name;
+            "org.opencontainers.image.revision" = revision;
+            "org.opencontainers.image.licenses" = "MIT";
+          };
+        };
+      };
+
+    images = lib.mapAttrs (_: image) catalog.workloads;
+
+    manifest = pkgs.writeText "image-manifest.json" (builtins.toJSON (lib.mapAttrs (_: i: i.imageTag) images));
+  in {
+    _module.args.images = images;
+
+    packages =
+      lib.mapAttrs' (name: lib.nameValuePair "image-${name}") images
+      // {
+        image-manifest = manifest;
+        images = pkgs.linkFarm "images" (
+          lib.mapAttrsToList (name: path: {inherit name path;}) images
+          ++ [
+            {
+              name = "manifest.json";
+              path = manifest;
+            }
+          ]
+        );
+      };
+  };
+}

@@ -1,0 +1,60 @@
+# The migration Lambda (`provided.al2023`): the catalog's `lambda = true` job's
+# binary, statically linked against musl, as `bootstrap` in a zip.
+#
+# crane's cross-musl example sets CARGO_BUILD_TARGET and `+crt-static`; because
+# this workspace compiles C (ring, aws-lc-sys), the crate is built with crane
+# over `pkgsCross.musl64` (crane's cross-rust-overlay example), so crane also
+# points cargo's linker and the cc crate at the musl C toolchain. rust-overlay
+# adds the musl standard library (rust-toolchain.toml lists the target too).
+#
+# Package (x86_64-linux only): `migration-lambda`, the zip file itself.
+{inputs, ...}: {
+  perSystem = {
+    lib,
+    pkgs,
+    system,
+    catalog,
+    rustToolchainFor,
+    rustWorkspace,
+    ...
+  }: let
+    job = catalog.migrationJob;
+    pkgsMusl = pkgs.pkgsCross.musl64;
+    craneLibMusl = (inputs.crane.mkLib pkgsMusl).overrideToolchain rustToolchainFor;
+
+    muslArgs = {
+      src = rustWorkspace.sourceFor (rustWorkspace.crateClosure job.crate);
+      inherit (craneLibMusl.crateNameFromCargoToml {cargoToml = ../crates/${job.crate}/Cargo.toml;}) pname version;
+      strictDeps = true;
+      cargoExtraArgs = "-p ${job.crate}";
+      CARGO_BUILD_TARGET = "x86_64-unknown-linux-musl";
+      CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
+      SQLX_OFFLINE = "true";
+      doCheck = false;
+    };
+
+    binary = craneLibMusl.buildPackage (muslArgs
+      // {
+        # A separate dependency build: it is for another target.
+        cargoArtifacts = craneLibMusl.buildDepsOnly muslArgs;
+      });
+
+    zip =
+      pkgs.runCommand "${job.name}-lambda.zip" {
+        nativeBuildInputs = [pkgs.zip pkgs.file];
+      } ''
+        install -m 0755 ${binary}/bin/${lib.head job.command} bootstrap
+        file bootstrap | grep -Eq 'static(-pie)? linked' || {
+          echo "bootstrap is not statically linked: $(file bootstrap)" >&2
+          exit 1
+        }
+        # Reproducible: fixed timestamp, no extra attributes.
+        touch -d @315532800 bootstrap
+        zip -X -q "$out" bootstrap
+      '';
+  in {
+    packages = lib.optionalAttrs (job != null && system == "x86_64-linux") {
+      migration-lambda = zip;
+    };
+  };
+}
