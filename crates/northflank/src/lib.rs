@@ -1,0 +1,180 @@
+//! `northflank plan|deploy`: the rendered Northflank template (northflank/template.json)
+//! against Northflank's API. See `api` for the endpoints and their documentation.
+
+pub mod api;
+pub mod cli;
+pub mod diff;
+pub mod error;
+pub mod template;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::api::{Client, Run};
+use crate::cli::{Cli, Command, Deploy};
+use crate::error::Error;
+use crate::template::Template;
+
+/// How a successful command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `plan` found differences.
+    Differs,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Done => ExitCode::SUCCESS,
+            Outcome::Differs => ExitCode::from(2),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<Outcome, Error> {
+    let token = std::env::var("NORTHFLANK_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(Error::MissingToken)?;
+    let template = Template::load(&cli.target.template_file)?;
+    let id = cli
+        .target
+        .template_id
+        .clone()
+        .unwrap_or_else(|| template.default_id());
+    let client = Client::new(&cli.target.api_url, token.trim())?;
+    match cli.command {
+        Command::Plan => plan(&client, &template, &id).await,
+        Command::Deploy(options) => deploy(&client, &template, &id, &options).await,
+    }
+}
+
+async fn plan(client: &Client, template: &Template, id: &str) -> Result<Outcome, Error> {
+    let Some(deployed) = client.get_template(id).await? else {
+        println!("Template `{id}` does not exist in Northflank; deploy will create it.");
+        return Ok(Outcome::Differs);
+    };
+    let changes = diff::diff(&template::content(&deployed), &template.content());
+    if changes.is_empty() {
+        println!("Template `{id}`: no differences between Northflank and the rendered template.");
+        Ok(Outcome::Done)
+    } else {
+        println!(
+            "Template `{id}`: {} difference(s) from Northflank (-) to the rendered template (+):",
+            changes.len()
+        );
+        print!("{}", diff::render(&changes));
+        Ok(Outcome::Differs)
+    }
+}
+
+async fn deploy(
+    client: &Client,
+    template: &Template,
+    id: &str,
+    options: &Deploy,
+) -> Result<Outcome, Error> {
+    // Check the arguments before touching anything.
+    let arguments = template.arguments(&options.args)?;
+    let id = if options.skip_update {
+        println!("Template `{id}`: not updated (--skip-update).");
+        id.to_owned()
+    } else {
+        match client.get_template(id).await? {
+            None => {
+                let created = client.create_template(&template.value).await?;
+                println!("Template `{created}`: created.");
+                created
+            }
+            Some(deployed) => {
+                let changes = diff::diff(&template::content(&deployed), &template.content());
+                if changes.is_empty() {
+                    println!("Template `{id}`: unchanged.");
+                } else {
+                    client.update_template(id, &template.value).await?;
+                    println!(
+                        "Template `{id}`: updated ({} difference(s)).",
+                        changes.len()
+                    );
+                }
+                id.to_owned()
+            }
+        }
+    };
+    let mut run = client.run_template(&id, &arguments).await?;
+    let names: Vec<&str> = arguments.keys().map(String::as_str).collect();
+    println!("Run {}: started with {}.", run.id, names.join(", "));
+    println!("Run {}: {}", run.id, run.status);
+    let started = Instant::now();
+    while !run.is_over() {
+        let waited = started.elapsed();
+        if waited >= options.timeout {
+            return Err(Error::Timeout {
+                run: run.id,
+                status: run.status,
+                waited,
+            });
+        }
+        tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
+        let next = client.get_run(&id, &run.id).await?;
+        if next.status != run.status {
+            println!("Run {}: {}", next.id, next.status);
+        }
+        run = next;
+    }
+    if run.status == "success" {
+        println!("Run {}: succeeded.", run.id);
+        Ok(Outcome::Done)
+    } else {
+        let failed = failed_nodes(&run);
+        Err(Error::RunFailed {
+            run: run.id,
+            status: run.status,
+            failed,
+        })
+    }
+}
+
+/// The innermost nodes of a run whose status says they failed, as
+/// `Kind \`ref\`: message`. Workflows fail with their steps, so a workflow is
+/// named only when none of its steps is.
+fn failed_nodes(run: &Run) -> Vec<String> {
+    fn visit(node: &Value, out: &mut Vec<String>) {
+        let before = out.len();
+        if let Some(steps) = node.pointer("/spec/steps").and_then(Value::as_array) {
+            for step in steps {
+                visit(step, out);
+            }
+        }
+        let failed = node
+            .get("status")
+            .and_then(Value::as_str)
+            .is_some_and(|s| matches!(s, "failure" | "failed" | "error" | "aborted"));
+        if failed && out.len() == before {
+            let kind = node.get("kind").and_then(Value::as_str).unwrap_or("node");
+            let name = node
+                .get("ref")
+                .or_else(|| node.pointer("/spec/name"))
+                .and_then(Value::as_str)
+                .unwrap_or("(no ref)");
+            let message = [
+                "/message",
+                "/error/message",
+                "/error",
+                "/response/error/message",
+            ]
+            .iter()
+            .find_map(|p| node.pointer(p).and_then(Value::as_str));
+            out.push(match message {
+                Some(m) => format!("{kind} `{name}`: {m}"),
+                None => format!("{kind} `{name}`"),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    visit(&run.spec, &mut out);
+    out
+}
