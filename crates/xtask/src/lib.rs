@@ -1,0 +1,17 @@
+//! Developer tasks of the workspace, run as `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! - `dev`: the local stack (Postgres, migrations, every service of the catalog and a
+//!   router mirroring the production load balancer), see [`dev`].
+
+pub mod dev;
+pub mod output;
+pub mod postgres;
+pub mod process;
+pub mod proxy;
+
+use std::path::PathBuf;
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    catalog::workspace_root()
+}

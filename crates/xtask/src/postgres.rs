@@ -1,0 +1,362 @@
+//! The local PostgreSQL server of `cargo xtask dev`: a project-local data directory,
+//! initialised on first use with `initdb` and started/stopped with `pg_ctl` (from PATH).
+//! When run as root, every Postgres command runs as an unprivileged user (`nobody`),
+//! because Postgres refuses to run as root.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use nix::unistd::{Uid, User, chown};
+use tokio::process::Command;
+
+use crate::process::ManagedChild;
+
+/// The unprivileged user Postgres runs as when we are root.
+pub const UNPRIVILEGED_USER: &str = "nobody";
+
+/// Database user and database name used locally.
+pub const DB_USER: &str = "postgres";
+pub const DB_NAME: &str = "postgres";
+
+/// Paths of the Postgres server programs we need.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub initdb: PathBuf,
+    pub pg_ctl: PathBuf,
+}
+
+impl PgBinaries {
+    /// Finds `initdb` and `pg_ctl` in `dir` if given, else on PATH.
+    pub fn find(dir: Option<&Path>) -> Result<Self> {
+        let lookup = |name: &str| match dir {
+            Some(dir) => Some(dir.join(name)).filter(|p| p.is_file()),
+            None => find_on_path(name),
+        };
+        match (lookup("initdb"), lookup("pg_ctl")) {
+            (Some(initdb), Some(pg_ctl)) => Ok(Self { initdb, pg_ctl }),
+            _ => {
+                let place = match dir {
+                    Some(dir) => format!("in {}", dir.display()),
+                    None => "on PATH".to_owned(),
+                };
+                bail!(
+                    "the PostgreSQL server programs `initdb` and `pg_ctl` were not found {place}.\n\
+                     Install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`, then add \
+                     /usr/lib/postgresql/<version>/bin to PATH; macOS: `brew install postgresql`), \
+                     use the Nix dev shell (`nix develop`), or pass --pg-bin <dir> (env PG_BIN)."
+                )
+            }
+        }
+    }
+}
+
+/// Finds an executable file called `name` in the directories of PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// How Postgres commands are run: directly, or as an unprivileged user when we are root.
+#[derive(Debug, Clone)]
+pub enum RunAs {
+    CurrentUser,
+    Unprivileged { user: User, runner: PathBuf },
+}
+
+impl RunAs {
+    /// `CurrentUser` unless we are root.
+    pub fn detect() -> Result<Self> {
+        if !Uid::effective().is_root() {
+            return Ok(Self::CurrentUser);
+        }
+        let user = User::from_name(UNPRIVILEGED_USER)
+            .ok()
+            .flatten()
+            .with_context(|| {
+                format!(
+                    "running as root, Postgres must run as an unprivileged user, but user \
+                     `{UNPRIVILEGED_USER}` does not exist; run as a normal user instead"
+                )
+            })?;
+        let runner = ["runuser", "setpriv"]
+            .into_iter()
+            .find_map(|name| {
+                find_on_path(name).or_else(|| {
+                    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+                        .iter()
+                        .map(|dir| Path::new(dir).join(name))
+                        .find(|p| p.is_file())
+                })
+            })
+            .context(
+                "running as root, Postgres must run as an unprivileged user, but neither \
+                 `runuser` nor `setpriv` (util-linux) was found; install util-linux or run as \
+                 a normal user",
+            )?;
+        Ok(Self::Unprivileged { user, runner })
+    }
+
+    /// A command running `program` as the right user.
+    pub fn command(&self, program: &Path) -> Command {
+        match self {
+            Self::CurrentUser => Command::new(program),
+            Self::Unprivileged { user, runner } => {
+                let mut command = Command::new(runner);
+                if runner.file_name() == Some(OsStr::new("setpriv")) {
+                    command.args([
+                        format!("--reuid={}", user.uid),
+                        format!("--regid={}", user.gid),
+                        "--clear-groups".to_owned(),
+                        "--".to_owned(),
+                    ]);
+                } else {
+                    command.args(["-u", &user.name, "--"]);
+                }
+                command.arg(program);
+                command
+            }
+        }
+    }
+
+    /// Same as [`RunAs::command`], blocking flavour (for `Drop`).
+    fn std_command(&self, program: &Path) -> std::process::Command {
+        let command = self.command(program);
+        let std = command.as_std();
+        let mut out = std::process::Command::new(std.get_program());
+        out.args(std.get_args());
+        out
+    }
+}
+
+/// A local Postgres server in `data_dir`, listening on 127.0.0.1:`port`.
+#[derive(Debug)]
+pub struct LocalPostgres {
+    bins: PgBinaries,
+    run_as: RunAs,
+    data_dir: PathBuf,
+    port: u16,
+    running: bool,
+}
+
+impl LocalPostgres {
+    pub fn new(bins: PgBinaries, run_as: RunAs, data_dir: PathBuf, port: u16) -> Self {
+        Self {
+            bins,
+            run_as,
+            data_dir,
+            port,
+            running: false,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `DATABASE_URL` of the local database.
+    pub fn database_url(&self) -> String {
+        format!(
+            "postgres://{DB_USER}@127.0.0.1:{}/{DB_NAME}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// The command a person can run to stop a server left running in the data directory.
+    fn manual_stop_hint(&self) -> String {
+        let pg_ctl = format!(
+            "{} -D {} stop",
+            self.bins.pg_ctl.display(),
+            self.data_dir.display()
+        );
+        match &self.run_as {
+            RunAs::CurrentUser => pg_ctl,
+            RunAs::Unprivileged { user, .. } => format!("runuser -u {} -- {pg_ctl}", user.name),
+        }
+    }
+
+    /// Creates and initialises the data directory on first use. Returns whether it was new.
+    pub async fn prepare(&self) -> Result<bool> {
+        let dir = &self.data_dir;
+        fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the Postgres data directory {}",
+                dir.display()
+            )
+        })?;
+        if let RunAs::Unprivileged { user, .. } = &self.run_as {
+            check_traversable(dir, &user.name)?;
+            chown_recursive(dir, user)?;
+        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot chmod {}", dir.display()))?;
+
+        if dir.join("PG_VERSION").is_file() {
+            if self.is_running().await? {
+                bail!(
+                    "a Postgres server is already running on {} (another `cargo xtask dev`, or \
+                     one left behind by a killed run). Stop it with:\n    {}",
+                    dir.display(),
+                    self.manual_stop_hint()
+                );
+            }
+            return Ok(false);
+        }
+        if fs::read_dir(dir)?.next().is_some() {
+            bail!(
+                "{} is not empty but is not a Postgres data directory; remove it or choose \
+                 another --data-dir",
+                dir.display()
+            );
+        }
+        let mut initdb = self.run_as.command(&self.bins.initdb);
+        initdb.arg("-D").arg(dir).args([
+            "-U",
+            DB_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ]);
+        let status = ManagedChild::spawn("initdb", initdb, None)?.wait().await;
+        if !status.is_some_and(|s| s.success()) {
+            bail!(
+                "initdb failed ({}); see the [initdb] lines above. Remove {} and try again.",
+                describe(status),
+                dir.display()
+            );
+        }
+        // Local only: TCP on loopback, no Unix socket (its default directory may not be writable).
+        let conf = dir.join("postgresql.conf");
+        let mut text =
+            fs::read_to_string(&conf).with_context(|| format!("cannot read {}", conf.display()))?;
+        text.push_str(
+            "\n# Added by `cargo xtask dev`.\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n",
+        );
+        fs::write(&conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
+        Ok(true)
+    }
+
+    async fn is_running(&self) -> Result<bool> {
+        let status = self
+            .run_as
+            .command(&self.bins.pg_ctl)
+            .arg("status")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .context("cannot run pg_ctl status")?;
+        Ok(status.success())
+    }
+
+    /// Starts the server and waits until it accepts connections. Its log is streamed as `[postgres]`.
+    pub async fn start(&mut self) -> Result<()> {
+        let mut pg_ctl = self.run_as.command(&self.bins.pg_ctl);
+        pg_ctl
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-s", "-t", "60", "-o"])
+            .arg(format!("-p {}", self.port));
+        // pg_ctl exits once the server is ready; the server keeps streaming to our pipes.
+        let status = ManagedChild::spawn("postgres", pg_ctl, None)?.wait().await;
+        self.running = true;
+        if !status.is_some_and(|s| s.success()) {
+            let _ = self.stop().await;
+            bail!(
+                "Postgres did not start ({}); see the [postgres] lines above. Is port {} free \
+                 (choose another with --pg-port)? Is {} a data directory of this Postgres version?",
+                describe(status),
+                self.port,
+                self.data_dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the server (fast shutdown: disconnects clients, then a clean checkpoint).
+    pub async fn stop(&mut self) -> Result<()> {
+        if !self.running {
+            return Ok(());
+        }
+        let status = self
+            .run_as
+            .command(&self.bins.pg_ctl)
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "-t", "30"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await
+            .context("cannot run pg_ctl stop")?;
+        self.running = false;
+        if !status.success() {
+            bail!(
+                "pg_ctl stop failed ({status}); stop it with:\n    {}",
+                self.manual_stop_hint()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        // Last resort when `stop` was not reached (error or panic): immediate shutdown.
+        if self.running {
+            let _ = self
+                .run_as
+                .std_command(&self.bins.pg_ctl)
+                .arg("stop")
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "immediate", "-w", "-t", "10"])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn describe(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or_else(|| "no exit status".to_owned(), |s| s.to_string())
+}
+
+/// The unprivileged user must be able to reach the data directory.
+fn check_traversable(dir: &Path, user: &str) -> Result<()> {
+    let dir = dir.canonicalize()?;
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = ancestor.metadata()?.permissions().mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "as root, Postgres runs as `{user}`, which cannot enter {} (mode {:o}). Make it \
+                 traversable (`chmod o+x {}`) or choose a --data-dir elsewhere.",
+                ancestor.display(),
+                mode & 0o777,
+                ancestor.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn chown_recursive(path: &Path, user: &User) -> Result<()> {
+    chown(path, Some(user.uid), Some(user.gid))
+        .with_context(|| format!("cannot chown {} to {}", path.display(), user.name))?;
+    if path.is_dir() && !path.is_symlink() {
+        for entry in fs::read_dir(path)? {
+            chown_recursive(&entry?.path(), user)?;
+        }
+    }
+    Ok(())
+}
