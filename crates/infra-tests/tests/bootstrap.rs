@@ -1,0 +1,434 @@
+//! The bootstrap configuration (`infra/bootstrap/main.tf.json`, from
+//! `nix/bootstrap/`): terraform validate, an offline plan with fake
+//! credentials, assertions over `terraform show -json` (state bucket, OIDC
+//! trust, least privilege) and checkov with zero unexplained failures.
+
+use infra_tests::{
+    Plan, Workspace, canonical_json, checkov_plan, declared_skips, offline_provider,
+    policy_statements, render, string_list as list,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+const REPOSITORY: &str = "example-org/iac-experiment";
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+const OIDC: &str = "token.actions.githubusercontent.com";
+const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
+
+fn render_path() -> &'static str {
+    "infra/bootstrap/main.tf.json"
+}
+
+struct Planned {
+    workspace: Workspace,
+    plan: Plan,
+}
+
+/// validate + plan + show -json, once for every test of this file.
+fn planned() -> &'static Planned {
+    static PLANNED: OnceLock<Planned> = OnceLock::new();
+    PLANNED.get_or_init(|| {
+        let workspace = Workspace::new(render_path(), offline_provider());
+        // The fake credentials come from a file rather than the provider block,
+        // which checkov reads from the plan (CKV_AWS_41, keys in a provider).
+        let credentials = workspace.path().join("credentials");
+        std::fs::write(
+            &credentials,
+            "[offline]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n\
+             aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        )
+        .unwrap();
+        let mut provider = offline_provider();
+        let settings = provider.as_object_mut().unwrap();
+        settings.remove("access_key");
+        settings.remove("secret_key");
+        settings.insert("shared_credentials_files".into(), json!([credentials]));
+        settings.insert("profile".into(), json!("offline"));
+        workspace.write_json(
+            "provider_override.tf.json",
+            &json!({"provider": {"aws": provider}}),
+        );
+        workspace.init();
+        workspace.validate();
+        let plan = workspace.plan(&json!({
+            "github_repository": REPOSITORY,
+            "account_id": ACCOUNT,
+            "region": REGION,
+        }));
+        Planned { workspace, plan }
+    })
+}
+
+fn values(address: &str) -> Value {
+    planned().plan.values(address)
+}
+
+/// A policy document attribute, which must be known at plan time.
+fn statements_of(values: &Value, field: &str) -> Vec<Value> {
+    assert!(
+        values[field].is_string(),
+        "{field} is known at plan time: {values}"
+    );
+    policy_statements(&values[field])
+}
+
+/// The permission statements a role gets: inline and attached policies.
+fn role_statements(role: &str) -> Vec<Value> {
+    let plan = &planned().plan;
+    let role_ref = format!("aws_iam_role.{role}");
+    let mut found = Vec::new();
+    for resource in plan.resources().into_values() {
+        if !plan
+            .references(&resource.address, "role")
+            .contains(&role_ref)
+        {
+            continue;
+        }
+        match resource.kind.as_str() {
+            "aws_iam_role_policy" => found.extend(statements_of(&resource.values, "policy")),
+            "aws_iam_role_policy_attachment" => {
+                let policy = plan
+                    .references(&resource.address, "policy_arn")
+                    .into_iter()
+                    .find(|r| r.starts_with("aws_iam_policy.") && r.matches('.').count() == 1)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{} attaches a policy of this configuration",
+                            resource.address
+                        )
+                    });
+                found.extend(statements_of(&values(&policy), "policy"));
+            }
+            _ => {}
+        }
+    }
+    assert!(!found.is_empty(), "role {role} has no permissions");
+    found
+}
+
+#[test]
+fn the_render_is_canonical_json() {
+    let text = std::fs::read_to_string(infra_tests::repo_root().join(render_path())).unwrap();
+    assert!(
+        text == canonical_json(&render(render_path())),
+        "infra/bootstrap/main.tf.json is not in `jq -S .` form: run scripts/render"
+    );
+}
+
+#[test]
+fn the_state_bucket_is_versioned_encrypted_private_and_tls_only() {
+    let bucket = values("aws_s3_bucket.state");
+    assert_eq!(
+        bucket["bucket"],
+        format!("iac-experiment-tfstate-{ACCOUNT}")
+    );
+    assert_eq!(bucket["force_destroy"], false);
+    assert_eq!(
+        values("aws_s3_bucket_versioning.state")["versioning_configuration"][0]["status"],
+        "Enabled"
+    );
+
+    let sse = values("aws_s3_bucket_server_side_encryption_configuration.state");
+    assert_eq!(
+        sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"],
+        "aws:kms"
+    );
+
+    let block = values("aws_s3_bucket_public_access_block.state");
+    for field in [
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(block[field], true, "public access block: {field}");
+    }
+    assert_eq!(
+        values("aws_s3_bucket_ownership_controls.state")["rule"][0]["object_ownership"],
+        "BucketOwnerEnforced"
+    );
+
+    let arn = format!("arn:aws:s3:::iac-experiment-tfstate-{ACCOUNT}");
+    let policy = statements_of(&values("aws_s3_bucket_policy.state"), "policy");
+    let tls_only = policy.iter().any(|s| {
+        s["Effect"] == "Deny"
+            && s["Principal"] == "*"
+            && list(&s["Action"]) == ["s3:*"]
+            && BTreeSet::from_iter(list(&s["Resource"]))
+                == BTreeSet::from([arn.clone(), format!("{arn}/*")])
+            && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    });
+    assert!(
+        tls_only,
+        "the bucket policy denies every request without TLS: {policy:?}"
+    );
+    assert!(
+        policy.iter().all(|s| s["Effect"] == "Deny"),
+        "the bucket policy grants nothing"
+    );
+
+    // Native S3 lock files: no DynamoDB lock table.
+    assert!(
+        planned()
+            .plan
+            .resources()
+            .values()
+            .all(|r| !r.kind.starts_with("aws_dynamodb"))
+    );
+    // The state is kept (prevent_destroy).
+    assert_eq!(
+        render(render_path())["resource"]["aws_s3_bucket"]["state"]["lifecycle"]["prevent_destroy"],
+        true
+    );
+}
+
+fn trust(role: &str) -> Value {
+    let statements = statements_of(
+        &values(&format!("aws_iam_role.{role}")),
+        "assume_role_policy",
+    );
+    assert_eq!(statements.len(), 1, "{role}: one trust statement");
+    statements[0].clone()
+}
+
+fn assert_github_trust(role: &str, subjects: &[String]) {
+    let statement = trust(role);
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(statement["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(
+        statement["Principal"],
+        json!({"Federated": format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC}")})
+    );
+    let condition = statement["Condition"].as_object().unwrap();
+    assert_eq!(
+        condition.keys().collect::<Vec<_>>(),
+        ["StringEquals"],
+        "{role}: exact matches only (no StringLike wildcards)"
+    );
+    let equals = &condition["StringEquals"];
+    assert_eq!(
+        equals.as_object().unwrap().len(),
+        2,
+        "{role}: aud and sub only"
+    );
+    assert_eq!(list(&equals[format!("{OIDC}:aud")]), ["sts.amazonaws.com"]);
+    let actual: BTreeSet<String> = list(&equals[format!("{OIDC}:sub")]).into_iter().collect();
+    let expected: BTreeSet<String> = subjects.iter().cloned().collect();
+    assert_eq!(actual, expected, "{role}: trusted subjects");
+    assert!(actual.iter().all(|s| !s.contains('*')));
+}
+
+#[test]
+fn github_oidc_provider() {
+    let provider = values("aws_iam_openid_connect_provider.github");
+    assert_eq!(provider["url"], format!("https://{OIDC}"));
+    assert_eq!(list(&provider["client_id_list"]), ["sts.amazonaws.com"]);
+}
+
+#[test]
+fn the_deploy_role_trusts_exactly_the_two_environments() {
+    let subjects: Vec<String> = ENVIRONMENTS
+        .iter()
+        .map(|env| format!("repo:{REPOSITORY}:environment:{env}"))
+        .collect();
+    assert_github_trust("deploy", &subjects);
+}
+
+#[test]
+fn the_plan_role_trusts_pull_requests() {
+    assert_github_trust("plan", &[format!("repo:{REPOSITORY}:pull_request")]);
+}
+
+/// Every policy document of the configuration, with its address.
+fn all_policies() -> Vec<(String, Vec<Value>)> {
+    planned()
+        .plan
+        .resources()
+        .into_values()
+        .filter(|r| {
+            matches!(
+                r.kind.as_str(),
+                "aws_iam_policy" | "aws_iam_role_policy" | "aws_s3_bucket_policy"
+            )
+        })
+        .map(|r| (r.address, statements_of(&r.values, "policy")))
+        .collect()
+}
+
+#[test]
+fn no_statement_allows_everything() {
+    for (address, policy) in all_policies() {
+        for statement in policy.iter().filter(|s| s["Effect"] == "Allow") {
+            let actions = list(&statement["Action"]);
+            let resources = list(&statement["Resource"]);
+            assert!(statement.get("NotAction").is_none() && statement.get("NotResource").is_none());
+            for action in &actions {
+                assert!(
+                    action != "*" && !action.ends_with(":*"),
+                    "{address}: `{action}` grants a whole service"
+                );
+            }
+            if resources.iter().any(|r| r == "*") {
+                assert_eq!(
+                    statement["Condition"]["StringEquals"]["aws:RequestedRegion"], REGION,
+                    "{address}: {statement}: `*` resources only with a region condition"
+                );
+                assert!(
+                    actions.iter().all(|a| !a.starts_with("iam:")),
+                    "{address}: IAM on `*`"
+                );
+            }
+            for resource in &resources {
+                assert!(
+                    resource == "*"
+                        || resource.contains(ACCOUNT)
+                        || resource.starts_with("arn:aws:s3:::")
+                        || resource.starts_with("arn:aws:route53:::"),
+                    "{address}: `{resource}` is outside this account"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_deploy_role_changes_iam_only_under_the_environment_prefixes() {
+    let prefixed = |kind: &str| -> BTreeSet<String> {
+        ENVIRONMENTS
+            .iter()
+            .map(|env| format!("arn:aws:iam::{ACCOUNT}:{kind}/{env}-*"))
+            .collect()
+    };
+    for statement in role_statements("deploy") {
+        let actions = list(&statement["Action"]);
+        let resources: BTreeSet<String> = list(&statement["Resource"]).into_iter().collect();
+        let writes_iam = actions.iter().any(|a| {
+            a.starts_with("iam:")
+                && !["Get", "List"]
+                    .iter()
+                    .any(|read| a.starts_with(&format!("iam:{read}")))
+        });
+        if !writes_iam {
+            continue;
+        }
+        if actions == ["iam:CreateServiceLinkedRole"] {
+            assert_eq!(
+                resources,
+                BTreeSet::from([format!("arn:aws:iam::{ACCOUNT}:role/aws-service-role/*")])
+            );
+            assert!(statement["Condition"]["StringEquals"]["iam:AWSServiceName"].is_array());
+            continue;
+        }
+        assert!(
+            resources == prefixed("role") || resources == prefixed("policy"),
+            "IAM changes only on environment roles/policies: {statement}"
+        );
+        if actions.contains(&"iam:PassRole".to_owned()) {
+            assert_eq!(actions, ["iam:PassRole"]);
+            let services = list(&statement["Condition"]["StringEquals"]["iam:PassedToService"]);
+            assert!(services.contains(&"ecs-tasks.amazonaws.com".to_owned()));
+            assert!(services.contains(&"lambda.amazonaws.com".to_owned()));
+        }
+        if actions.contains(&"iam:AttachRolePolicy".to_owned()) {
+            let attachable = list(&statement["Condition"]["ArnLike"]["iam:PolicyARN"]);
+            assert!(
+                attachable
+                    .iter()
+                    .all(|arn| !arn.contains("AdministratorAccess") && !arn.ends_with(":policy/*")),
+                "attachable policies: {attachable:?}"
+            );
+        }
+    }
+    let passes = role_statements("deploy")
+        .into_iter()
+        .filter(|s| list(&s["Action"]).contains(&"iam:PassRole".to_owned()))
+        .count();
+    assert_eq!(passes, 1, "one iam:PassRole statement");
+}
+
+#[test]
+fn the_deploy_role_may_write_the_state_of_both_environments() {
+    let bucket = format!("arn:aws:s3:::iac-experiment-tfstate-{ACCOUNT}");
+    let statements = role_statements("deploy");
+    for env in ENVIRONMENTS {
+        let key = format!("{bucket}/{env}/*");
+        assert!(
+            statements
+                .iter()
+                .any(|s| list(&s["Resource"]).contains(&key)
+                    && list(&s["Action"]).contains(&"s3:PutObject".to_owned()))
+        );
+    }
+}
+
+#[test]
+fn the_plan_role_only_reads_and_writes_lock_files() {
+    for statement in role_statements("plan") {
+        assert_eq!(statement["Effect"], "Allow");
+        for action in list(&statement["Action"]) {
+            let verb = action.split_once(':').unwrap().1;
+            let reads = ["Describe", "Get", "List"]
+                .iter()
+                .any(|read| verb.starts_with(read));
+            if !reads {
+                assert!(
+                    ["s3:PutObject", "s3:DeleteObject"].contains(&action.as_str()),
+                    "plan role may `{action}`"
+                );
+                assert!(
+                    list(&statement["Resource"])
+                        .iter()
+                        .all(|r| r.ends_with("/terraform.tfstate.tflock")),
+                    "plan role writes only lock files: {statement}"
+                );
+            }
+            assert!(action != "secretsmanager:GetSecretValue" && action != "s3:GetObject*");
+        }
+    }
+}
+
+#[test]
+fn outputs_name_the_repository_settings() {
+    let outputs = planned().plan.json["configuration"]["root_module"]["outputs"]
+        .as_object()
+        .expect("outputs");
+    for name in ["deploy_role_arn", "plan_role_arn", "state_bucket", "region"] {
+        assert!(outputs.contains_key(name), "output {name}");
+    }
+    for variable in ["github_repository", "account_id", "region"] {
+        assert!(
+            render(render_path())["variable"].get(variable).is_some(),
+            "variable {variable}"
+        );
+    }
+}
+
+/// checkov over the plan: every failure must be a skip written next to its
+/// resource (`"//": ["checkov:skip=ID:reason"]`) with a reason, and every
+/// written skip must still be needed.
+#[test]
+fn checkov_finds_nothing_unexplained() {
+    let failed: BTreeSet<(String, String)> = checkov_plan(&planned().workspace.plan_file())
+        .into_iter()
+        .map(|f| (f.resource, f.check))
+        .collect();
+    let mut skips = BTreeSet::new();
+    for skip in declared_skips(&render(render_path())) {
+        assert!(
+            skip.reason.len() >= 20,
+            "{}: skip {} needs a written reason",
+            skip.resource,
+            skip.check
+        );
+        skips.insert((skip.resource, skip.check));
+    }
+    let unexplained: Vec<_> = failed.difference(&skips).collect();
+    assert!(
+        unexplained.is_empty(),
+        "checkov failures without a written skip: {unexplained:?}"
+    );
+    let stale: Vec<_> = skips.difference(&failed).collect();
+    assert!(stale.is_empty(), "skips no longer needed: {stale:?}");
+}

@@ -1,0 +1,28 @@
+# Names and ARNs shared by the bootstrap modules. `${...}` in these strings are
+# Terraform interpolations of the variables declared in variables.nix.
+let
+  account = "\${var.account_id}";
+  region = "\${var.region}";
+in {
+  inherit account region;
+
+  # The GitHub environments that deploy, and the prefix of everything each one
+  # names in AWS (IAM roles and policies, Lambda functions, ECR repositories).
+  environments = ["production" "staging"];
+
+  # Terraform state keys are `<env>/terraform.tfstate`, locks `<key>.tflock`.
+  bucket = "\${local.state_bucket}";
+  githubOidcHost = "token.actions.githubusercontent.com";
+
+  # A regional ARN in this account, e.g. `arn "ecs" "cluster/*"`.
+  arn = service: resource: "arn:aws:${service}:${region}:${account}:${resource}";
+  # A global (IAM) ARN in this account.
+  iamArn = resource: "arn:aws:iam::${account}:${resource}";
+
+  # An IAM policy document from a list of statements.
+  policy = statements:
+    builtins.toJSON {
+      Version = "2012-10-17";
+      Statement = statements;
+    };
+}
