@@ -1,0 +1,82 @@
+//! Extractors whose rejections are our [`Error`] (so every 4xx has the JSON error shape).
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// `axum::Json` with [`Error`] rejections.
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+                JsonRejection::JsonSyntaxError(e) => Error::MalformedJson(e.body_text()),
+                JsonRejection::JsonDataError(e) => Error::InvalidBody(e.body_text()),
+                r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+                r => Error::MalformedJson(r.body_text()),
+            }),
+        }
+    }
+}
+
+/// `axum::extract::Query` with [`Error`] rejections (400 `invalid_query`).
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                let detail = e.body_text();
+                let field = ["limit", "cursor"]
+                    .into_iter()
+                    .find(|f| detail.contains(f))
+                    .unwrap_or("query");
+                Err(Error::InvalidQuery {
+                    field,
+                    message: format!("{field} must be an integer"),
+                })
+            }
+            Err(r) => Err(Error::InvalidQuery {
+                field: "query",
+                message: r.body_text(),
+            }),
+        }
+    }
+}
+
+/// The `{id}` path segment as a message id: 400 `invalid_id` when not an integer.
+pub struct MessageId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for MessageId {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::InvalidId)?;
+        raw.parse::<i64>()
+            .map(MessageId)
+            .map_err(|_| Error::InvalidId)
+    }
+}

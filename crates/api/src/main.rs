@@ -1,0 +1,29 @@
+//! `api`: the messages HTTP service. See `Config` for the environment it reads.
+
+use api::{AppState, Config};
+use service_kit::config::exit_on_config_error;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = exit_on_config_error(Config::from_env());
+    exit_on_config_error(service_kit::telemetry::init("api"));
+
+    // The pool is lazy: the api starts (and is live) even when the database is down.
+    let state = AppState::new(&config);
+    let app = api::app(state.clone(), config.request_timeout);
+
+    if let Err(e) = service_kit::metrics::serve_metrics(config.metrics_port).await {
+        eprintln!("cannot listen on METRICS_PORT {}: {e}", config.metrics_port);
+        return std::process::ExitCode::FAILURE;
+    }
+    let result = service_kit::serve::serve(app, config.port, config.drain_timeout).await;
+    // Bounded: connections still held by abandoned requests must not block the exit.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.close()).await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot serve on PORT {}: {e}", config.port);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

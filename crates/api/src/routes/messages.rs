@@ -1,0 +1,245 @@
+//! The messages resource.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ErrorBody;
+use crate::extract::{self, MessageId, Query};
+use crate::{AppState, Error};
+
+/// Longest content, in characters (after trimming).
+pub const MAX_CONTENT_CHARS: usize = 2000;
+/// Default page size.
+pub const DEFAULT_LIMIT: i64 = 20;
+/// Largest page size.
+pub const MAX_LIMIT: i64 = 100;
+
+/// A message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    /// Identifier, increasing with creation.
+    pub id: i64,
+    /// Text, trimmed, 1..=2000 characters.
+    pub content: String,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Time of the last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One page of messages, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    /// The messages of this page.
+    pub messages: Vec<Message>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// Body of create and update.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageInput {
+    /// Text; surrounding whitespace is trimmed; 1..=2000 characters remain.
+    #[schema(example = "Hello, world")]
+    pub content: String,
+}
+
+/// Pagination parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page: only messages with a smaller id are returned.
+    pub cursor: Option<i64>,
+}
+
+impl MessageInput {
+    /// The trimmed content, or a validation error naming `content`.
+    fn validated(&self) -> Result<&str, Error> {
+        let content = self.content.trim();
+        if content.is_empty() {
+            return Err(Error::Validation {
+                field: "content",
+                message: "content must not be empty".to_owned(),
+            });
+        }
+        if content.chars().count() > MAX_CONTENT_CHARS {
+            return Err(Error::Validation {
+                field: "content",
+                message: format!("content must be at most {MAX_CONTENT_CHARS} characters"),
+            });
+        }
+        Ok(content)
+    }
+}
+
+/// List live messages, newest first, keyset-paginated by id.
+#[utoipa::path(get, path = "/api/messages", tag = "messages", params(ListParams),
+    responses(
+        (status = 200, description = "A page of messages", body = MessagePage),
+        (status = 400, description = "Invalid `limit` or `cursor`", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<MessagePage>, Error> {
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::InvalidQuery {
+            field: "limit",
+            message: format!("limit must be between 1 and {MAX_LIMIT}"),
+        });
+    }
+    // One extra row tells whether there is a next page.
+    let mut messages = sqlx::query_as!(
+        Message,
+        r#"SELECT id, content, created_at, updated_at
+           FROM messages
+           WHERE deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
+           ORDER BY id DESC
+           LIMIT $2"#,
+        params.cursor,
+        limit + 1,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let next_cursor = if messages.len() as i64 > limit {
+        messages.truncate(limit as usize);
+        messages.last().map(|m| m.id)
+    } else {
+        None
+    };
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor,
+    }))
+}
+
+/// Create a message.
+#[utoipa::path(post, path = "/api/messages", tag = "messages", request_body = MessageInput,
+    responses(
+        (status = 201, description = "Created", body = Message,
+            headers(("Location" = String, description = "URL of the new message"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Missing or invalid `content`", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    extract::Json(input): extract::Json<MessageInput>,
+) -> Result<impl IntoResponse, Error> {
+    let content = input.validated()?;
+    let message = sqlx::query_as!(
+        Message,
+        r#"INSERT INTO messages (content)
+           VALUES ($1)
+           RETURNING id, content, created_at, updated_at"#,
+        content,
+    )
+    .fetch_one(&state.db)
+    .await?;
+    let location = format!("/api/messages/{}", message.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(message),
+    ))
+}
+
+/// Get one message.
+#[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "The message", body = Message),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 404, description = "No such message (or deleted)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    MessageId(id): MessageId,
+) -> Result<Json<Message>, Error> {
+    sqlx::query_as!(
+        Message,
+        r#"SELECT id, content, created_at, updated_at
+           FROM messages
+           WHERE id = $1 AND deleted_at IS NULL"#,
+        id,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .map(Json)
+    .ok_or(Error::NotFound)
+}
+
+/// Replace the content of a message.
+#[utoipa::path(patch, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "Message id")),
+    request_body = MessageInput,
+    responses(
+        (status = 200, description = "The updated message", body = Message),
+        (status = 400, description = "Non-integer id or malformed JSON", body = ErrorBody),
+        (status = 404, description = "No such message (or deleted)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Missing or invalid `content`", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    MessageId(id): MessageId,
+    extract::Json(input): extract::Json<MessageInput>,
+) -> Result<Json<Message>, Error> {
+    let content = input.validated()?;
+    sqlx::query_as!(
+        Message,
+        r#"UPDATE messages
+           SET content = $1, updated_at = now()
+           WHERE id = $2 AND deleted_at IS NULL
+           RETURNING id, content, created_at, updated_at"#,
+        content,
+        id,
+    )
+    .fetch_optional(&state.db)
+    .await?
+    .map(Json)
+    .ok_or(Error::NotFound)
+}
+
+/// Soft-delete a message.
+#[utoipa::path(delete, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = i64, Path, description = "Message id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Non-integer id", body = ErrorBody),
+        (status = 404, description = "No such message (or already deleted)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    MessageId(id): MessageId,
+) -> Result<StatusCode, Error> {
+    let result = sqlx::query!(
+        "UPDATE messages SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        id,
+    )
+    .execute(&state.db)
+    .await?;
+    if result.rows_affected() == 0 {
+        Err(Error::NotFound)
+    } else {
+        Ok(StatusCode::NO_CONTENT)
+    }
+}

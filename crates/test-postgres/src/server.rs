@@ -1,0 +1,324 @@
+//! A throwaway PostgreSQL server run from the binaries on `PATH`.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use crate::TestDb;
+
+/// A PostgreSQL server of this test process, in its own temp dir, listening on
+/// `127.0.0.1:<port>` only, with `trust` authentication for user `postgres`.
+///
+/// It is stopped and its directory removed on drop, and in any case shortly after the
+/// test process exits (a small watchdog process takes care of that, even on a crash).
+pub struct PgServer {
+    dir: PathBuf,
+    port: u16,
+    bins: Bins,
+    run_as: Option<String>,
+    running: Mutex<bool>,
+    watchdog: Mutex<Option<Child>>,
+}
+
+#[derive(Clone)]
+struct Bins {
+    initdb: PathBuf,
+    pg_ctl: PathBuf,
+}
+
+const HINT: &str = "install PostgreSQL server binaries or run inside `nix develop`";
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut candidates: Vec<PathBuf> = std::env::split_paths(&path).map(|d| d.join(name)).collect();
+    // Debian/Ubuntu keep the server binaries off PATH.
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        versions.sort();
+        candidates.extend(versions.into_iter().rev().map(|v| v.join("bin").join(name)));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn find_bins() -> Bins {
+    let find = |name: &str| {
+        find_on_path(name).unwrap_or_else(|| panic!("{name} not found on PATH: {HINT}"))
+    };
+    let bins = Bins {
+        initdb: find("initdb"),
+        pg_ctl: find("pg_ctl"),
+    };
+    // pg_ctl starts `postgres` from its own directory.
+    let postgres = bins.pg_ctl.with_file_name("postgres");
+    if !postgres.is_file() && find_on_path("postgres").is_none() {
+        panic!("postgres not found on PATH: {HINT}");
+    }
+    bins
+}
+
+fn euid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn id_of(flag: &str, user: &str) -> u32 {
+    let out = Command::new("id")
+        .args([flag, user])
+        .output()
+        .unwrap_or_else(|e| panic!("run `id {flag} {user}`: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("user `{user}` not found; needed to run PostgreSQL as non-root"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free TCP port on 127.0.0.1")
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl PgServer {
+    /// Create (initdb) and start a new server on a free port. Panics with a clear message if
+    /// the PostgreSQL binaries are missing or the server does not start (including its log).
+    pub fn launch() -> Self {
+        let bins = find_bins();
+        let run_as = (euid() == 0).then(|| "nobody".to_owned());
+        let dir = std::env::temp_dir().join(format!(
+            "test-postgres-{}-{}",
+            std::process::id(),
+            crate::unique_name()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir for PostgreSQL");
+        if let Some(user) = &run_as {
+            let uid = id_of("-u", user);
+            let gid = id_of("-g", user);
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .expect("chown the PostgreSQL temp dir to the unprivileged user");
+        }
+        let mut server = PgServer {
+            dir,
+            port: 0,
+            bins,
+            run_as,
+            running: Mutex::new(false),
+            watchdog: Mutex::new(None),
+        };
+        server.spawn_watchdog();
+        server.initdb();
+        // The port is free when we look; retry in the unlikely case someone takes it first.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.try_start() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start PostgreSQL: {last_error}");
+    }
+
+    /// TCP port (stays the same across [`stop`](Self::stop) / [`start`](Self::start)).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// URL of the `postgres` maintenance database (user `postgres`, no password).
+    pub fn admin_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Whether the server is currently running (as far as this handle knows).
+    pub fn is_running(&self) -> bool {
+        *self.running.lock().unwrap()
+    }
+
+    /// Create a fresh database on this server.
+    pub async fn create_database(&self) -> TestDb {
+        assert!(
+            self.is_running(),
+            "PgServer::create_database: the server is stopped"
+        );
+        crate::create_database_at(&self.admin_url(), false).await
+    }
+
+    /// Stop the server (fast shutdown: clients are disconnected). No-op when stopped.
+    pub fn stop(&self) {
+        let mut running = self.running.lock().unwrap();
+        if *running {
+            let out = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"]);
+            assert!(
+                out.status.success(),
+                "pg_ctl stop failed: {}",
+                describe(&out)
+            );
+            *running = false;
+        }
+    }
+
+    /// Start the server again on the same port. No-op when running.
+    pub fn start(&self) {
+        if !self.is_running() {
+            self.try_start()
+                .unwrap_or_else(|e| panic!("could not restart PostgreSQL: {e}"));
+        }
+    }
+
+    /// Stop then start.
+    pub fn restart(&self) {
+        self.stop();
+        self.start();
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A command for `program`, run as the unprivileged user when we are root.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = match &self.run_as {
+            Some(user) if find_on_path("runuser").is_some() => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(program);
+                c
+            }
+            Some(user) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={}", id_of("-u", user)))
+                    .arg(format!("--regid={}", id_of("-g", user)))
+                    .arg("--clear-groups")
+                    .arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.current_dir(&self.dir)
+            .env_remove("PGDATA")
+            .env_remove("PGPORT")
+            .env_remove("PGHOST")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn initdb(&self) {
+        let out = self
+            .command(&self.bins.initdb)
+            .arg("-D")
+            .arg(self.data())
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("run initdb: {e}"));
+        assert!(out.status.success(), "initdb failed: {}", describe(&out));
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        self.command(&self.bins.pg_ctl)
+            .arg("-D")
+            .arg(self.data())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run pg_ctl: {e}"))
+    }
+
+    fn try_start(&self) -> Result<(), String> {
+        let mut running = self.running.lock().unwrap();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_connections=300 -c shared_buffers=32MB",
+            self.port,
+            shell_quote(&self.dir.to_string_lossy()),
+        );
+        let log = self.dir.join("postgres.log");
+        let out = self.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &log.to_string_lossy(),
+            "-o",
+            &options,
+        ]);
+        if out.status.success() {
+            *running = true;
+            Ok(())
+        } else {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            Err(format!(
+                "pg_ctl start failed: {}\n--- postgres.log ---\n{log}",
+                describe(&out)
+            ))
+        }
+    }
+
+    /// A detached shell that waits for this test process to exit, then stops the server and
+    /// removes its directory (statics are never dropped, and tests may crash).
+    fn spawn_watchdog(&self) {
+        let stop = {
+            let cmd = self.command(&self.bins.pg_ctl);
+            let mut words: Vec<String> = vec![shell_quote(&cmd.get_program().to_string_lossy())];
+            words.extend(cmd.get_args().map(|a| shell_quote(&a.to_string_lossy())));
+            words.join(" ")
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {stop} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            data = shell_quote(&self.data().to_string_lossy()),
+            dir = shell_quote(&self.dir.to_string_lossy()),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn the PostgreSQL watchdog (sh)");
+        *self.watchdog.lock().unwrap() = Some(child);
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if *self.running.get_mut().unwrap() {
+            let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(mut child) = self.watchdog.get_mut().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn describe(out: &std::process::Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
