@@ -132,7 +132,9 @@ impl Catalog {
                     ));
                 }
             }
-            if !service.route.starts_with('/') || (service.route.len() > 1 && service.route.ends_with('/')) {
+            if !service.route.starts_with('/')
+                || (service.route.len() > 1 && service.route.ends_with('/'))
+            {
                 return invalid(format!(
                     "service `{name}`: route `{}` must start with `/` and not end with one",
                     service.route
@@ -185,7 +187,10 @@ impl Catalog {
             let before = ordered.len();
             for (name, service) in &self.services {
                 if !placed.contains(name.as_str())
-                    && service.upstreams.iter().all(|u| placed.contains(u.as_str()))
+                    && service
+                        .upstreams
+                        .iter()
+                        .all(|u| placed.contains(u.as_str()))
                 {
                     placed.insert(name.as_str());
                     ordered.push((name.as_str(), service));
@@ -224,13 +229,30 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// The workspace root: two levels above this crate's manifest.
+/// The workspace root that holds `services.toml`.
+///
+/// `WORKSPACE_ROOT` wins when set (the Nix-built tools run from the store, where the
+/// compile-time path is a build directory); then the workspace this crate was built
+/// in; then the nearest ancestor of the current directory that has a catalog.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    if let Some(root) = std::env::var_os("WORKSPACE_ROOT") {
+        return PathBuf::from(root);
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .nth(2)
-        .expect("crates/catalog sits two levels below the workspace root")
-        .to_path_buf()
+        .map(Path::to_path_buf);
+    if let Some(root) = built_in.filter(|root| root.join(FILE_NAME).is_file()) {
+        return root;
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|dir| dir.join(FILE_NAME).is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]
