@@ -32,7 +32,8 @@
         # A writable /tmp for a read-only root filesystem.
         extraCommands = "mkdir -m 1777 tmp";
         config = {
-          User = "65532:65532";
+          # The same unprivileged uid the ECS task definitions run as (nix/aws/containers.nix).
+          User = "65534:65534";
           Entrypoint = ["${bin}/bin/${lib.head argv}"] ++ lib.tail argv;
           Env =
             [
