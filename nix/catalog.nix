@@ -2,9 +2,13 @@
 # with the same rules as crates/catalog. Everything that deploys a service reads
 # this: crane packages, images, ECS, the ALB, the Northflank template and CI.
 {lib}: file: let
-  raw = builtins.fromTOML (builtins.readFile file);
-  services = raw.services or {};
-  jobs = raw.jobs or {};
+  raw =
+    {
+      services = {};
+      jobs = {};
+    }
+    // builtins.fromTOML (builtins.readFile file);
+  inherit (raw) services jobs;
 
   isLabel = name: builtins.match "[a-z]([a-z0-9-]{0,30}[a-z0-9])?" name != null;
 
