@@ -201,8 +201,8 @@
           function=''${MIGRATION_FUNCTION:-}
           if [[ -z "$function" ]]; then
             tf_prepare "$1"
-            function=$(terraform -chdir="$TF_DIR" output -raw migration_function_name) ||
-              die "cannot read output migration_function_name; set MIGRATION_FUNCTION"
+            function=$(terraform -chdir="$TF_DIR" output -raw migration_lambda_name) ||
+              die "cannot read output migration_lambda_name; set MIGRATION_FUNCTION"
           fi
           aws lambda update-function-code --function-name "$function" \
             --zip-file "fileb://${config.packages.migration-lambda}" >/dev/null
