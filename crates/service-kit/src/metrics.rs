@@ -9,7 +9,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -21,6 +22,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// How often the recorder's upkeep runs (see [`spawn_upkeep`]).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -40,6 +44,26 @@ pub fn handle() -> PrometheusHandle {
                 .expect("install the Prometheus metrics recorder")
         })
         .clone()
+}
+
+/// Spawn (once per process) the task that periodically folds recorded histogram samples
+/// into their buckets. The recorder keeps every raw sample until then: without this task,
+/// a service nobody scrapes grows by 8 bytes per request (found by `cargo xtask bench`).
+/// Needs a Tokio runtime; [`serve_metrics`] calls it.
+pub fn spawn_upkeep() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// Render all metrics in the Prometheus text exposition format.
@@ -100,6 +124,7 @@ pub async fn serve_metrics(port: u16) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "metrics listening");
+    spawn_upkeep();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router()).await {
             tracing::error!(error = %e, "metrics server failed");
