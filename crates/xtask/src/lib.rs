@@ -2,12 +2,16 @@
 //!
 //! - `dev`: the local stack (Postgres, migrations, every service of the catalog and a
 //!   router mirroring the production load balancer), see [`dev`].
+//! - `report`: the figures of `docs/comparison.md`, recomputed from the repository, see [`report`].
+//! - `bench`: the benchmark suite (wrk against the release binaries), see [`bench`].
 
+pub mod bench;
 pub mod dev;
 pub mod output;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod report;
 
 use std::path::PathBuf;
 

@@ -19,6 +19,10 @@ struct Cli {
 enum Task {
     /// Run the whole stack locally: Postgres, migrations, every service and a router on one port.
     Dev(DevArgs),
+    /// Benchmark the services under load (wrk) and record the results in benchmarks/.
+    Bench(xtask::bench::BenchArgs),
+    /// Recompute the figures of docs/comparison.md (docs/figures.json); --check compares.
+    Report(xtask::report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +81,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Task::Dev(args) => runtime.block_on(dev::run(dev_options(args))),
+        Task::Bench(args) => runtime.block_on(xtask::bench::run(args.into_options())),
+        Task::Report(args) => xtask::report::run_args(args),
     };
     // Do not wait for stray blocking tasks (stdin readers and the like).
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -144,7 +150,9 @@ mod tests {
             "--no-build",
         ])
         .unwrap();
-        let Task::Dev(args) = cli.command;
+        let Task::Dev(args) = cli.command else {
+            panic!("expected the dev task");
+        };
         let options = dev_options(args);
         assert_eq!(options.port, 9000);
         assert_eq!(options.service_ports["api"], 4000);
