@@ -518,19 +518,6 @@ fn probe(port: u16, path: &str) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 2")
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_relative() {
-                root.join(dir)
-            } else {
-                dir
-            }
-        })
-        .unwrap_or_else(|| root.join("target"))
-}
-
 async fn cargo_build(root: &Path, args: &[&str]) -> Result<()> {
     step(format!("cargo build {}", args.join(" ")));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -603,7 +590,7 @@ async fn run_suite(options: &BenchOptions, work: &WorkDir, stack: &mut Stack) ->
 
     // 2. Build.
     let profile = if options.release { "release" } else { "debug" };
-    let bin_dir = target_dir(&options.root).join(profile);
+    let bin_dir = crate::dev::target_dir(&options.root).join(profile);
     let mut crates: Vec<&str> = catalog
         .services
         .values()
@@ -667,7 +654,7 @@ async fn run_suite(options: &BenchOptions, work: &WorkDir, stack: &mut Stack) ->
                 .await?;
             }
             (
-                target_dir(&options.root)
+                crate::dev::target_dir(&options.root)
                     .join(MUSL_TARGET)
                     .join("release")
                     .join(program),

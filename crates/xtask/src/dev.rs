@@ -440,7 +440,8 @@ fn port_taken_message(port: u16, what: &str, flag: &str) -> String {
     )
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// Cargo's target directory for the workspace at `root` (honours `CARGO_TARGET_DIR`).
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
