@@ -117,6 +117,8 @@ async fn content_validation() {
             "validation_failed",
             422,
         ),
+        // PostgreSQL text cannot hold NUL: a validation error, not a 500 from the database.
+        (json!({"content": "a\u{0}b"}), "validation_failed", 422),
         (json!({}), "invalid_body", 422),
         (json!({"content": 42}), "invalid_body", 422),
         (json!({"content": null}), "invalid_body", 422),

@@ -5,7 +5,8 @@
 //! - `http_request_duration_seconds{method, route, status}` (histogram)
 //!
 //! `route` is the matched route template (e.g. `/api/messages/{id}`), or `unmatched`
-//! for requests no route matched, so raw paths never become labels.
+//! for requests no route matched, so raw paths never become labels; `method` is a standard
+//! method or `other`, for the same reason.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -74,7 +76,7 @@ pub fn render() -> String {
 /// Middleware recording the HTTP metrics of each request.
 pub async fn middleware(request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -90,6 +92,27 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Clients choose the method freely (any token is valid HTTP), so only the standard methods
+/// become label values; each distinct value would otherwise be a new series kept forever.
+fn method_label(method: &Method) -> String {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if STANDARD.contains(method) {
+        method.as_str().to_owned()
+    } else {
+        "other".to_owned()
+    }
 }
 
 /// Add the HTTP metrics middleware to every route of `router` (installs the recorder).

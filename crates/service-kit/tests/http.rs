@@ -150,6 +150,38 @@ async fn metrics_use_route_templates() {
 }
 
 #[tokio::test]
+async fn arbitrary_methods_do_not_become_metric_labels() {
+    let server = start(Duration::from_secs(5)).await;
+    let metrics_addr = service_kit::metrics::serve_metrics(0).await.unwrap();
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(b"INVENTEDMETHOD").unwrap();
+    let resp = client
+        .request(method, format!("http://{}/nope", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body = client
+        .get(format!("http://127.0.0.1:{}/metrics", metrics_addr.port()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !body.contains("INVENTEDMETHOD"),
+        "client-chosen method leaked into labels:\n{body}"
+    );
+    assert!(
+        body.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains(r#"method="other""#)
+            && l.contains(r#"route="unmatched""#)),
+        "expected method=\"other\":\n{body}"
+    );
+}
+
+#[tokio::test]
 async fn graceful_shutdown_drains_in_flight_requests() {
     let mut server = start(Duration::from_secs(10)).await;
     let url = format!("http://{}/slow/700", server.addr);

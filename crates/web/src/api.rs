@@ -164,11 +164,15 @@ impl ApiClient {
         request: reqwest::RequestBuilder,
         request_id: &RequestId,
     ) -> Result<reqwest::Response, ApiError> {
-        let _permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| ApiError::Unavailable("too many concurrent api calls".into()))?
             .map_err(|_| ApiError::Unavailable("client closed".into()))?;
+        // Only what is left of the budget: the wait for a slot counts against it.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let response = request
+            .timeout(remaining)
             .header(service_kit::request_id::HEADER, request_id.as_str())
             .send()
             .await

@@ -318,3 +318,38 @@ async fn health_assets_and_headers() {
     assert!(response.headers().contains_key("content-security-policy"));
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test]
+async fn api_timeout_includes_waiting_for_a_free_slot() {
+    // An api answering every call after 700 ms.
+    let app = axum::Router::new().route(
+        "/api/messages",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            axum::Json(serde_json::json!({"messages": [], "next_cursor": null}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let timeout = Duration::from_millis(1000);
+    let client =
+        web::ApiClient::new(&format!("http://{addr}").parse().unwrap(), timeout, 1).unwrap();
+    let request_id = service_kit::RequestId::generate();
+    let started = std::time::Instant::now();
+    // One slot: the second call waits 700 ms for it, leaving 300 ms of its budget.
+    let (first, second) = tokio::join!(
+        client.list(&request_id, 1, None),
+        client.list(&request_id, 1, None)
+    );
+    let elapsed = started.elapsed();
+    assert!(first.is_ok(), "{first:?}");
+    assert!(
+        matches!(second, Err(web::api::ApiError::Unavailable(_))),
+        "{second:?}"
+    );
+    assert!(
+        elapsed < timeout + Duration::from_millis(300),
+        "each call is bounded by one timeout, took {elapsed:?}"
+    );
+}

@@ -72,6 +72,13 @@ impl MessageInput {
                 message: "content must not be empty".to_owned(),
             });
         }
+        // PostgreSQL `text` cannot store NUL; without this check the insert fails with a 500.
+        if content.contains('\0') {
+            return Err(Error::Validation {
+                field: "content",
+                message: "content must not contain NUL characters".to_owned(),
+            });
+        }
         if content.chars().count() > MAX_CONTENT_CHARS {
             return Err(Error::Validation {
                 field: "content",
