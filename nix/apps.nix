@@ -52,6 +52,21 @@
       }
     '';
 
+    # aws_environment ENV: `environment`, and AWS_REGION must be the region the
+    # rendered infra/<env>/main.tf.json deploys to (its provider block), so
+    # images, the Lambda and Terraform all go to one region.
+    awsEnvironment = ''
+      aws_environment() {
+        environment "$@"
+        local region
+        region=$(jq -r '.provider.aws.region // empty' "${rendered.all}/infra/$1/main.tf.json")
+        require AWS_REGION "the AWS region of the deployment (infra/$1/main.tf.json: ''${region:-unknown})"
+        if [[ "$region" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]+$ && "$AWS_REGION" != "$region" ]]; then
+          die "AWS_REGION is $AWS_REGION but infra/$1/main.tf.json deploys to $region"
+        fi
+      }
+    '';
+
     registries = ''
       ecr_registry() {
         require AWS_REGION "the AWS region of the deployment, e.g. us-east-1"
@@ -159,16 +174,16 @@
           '';
       }
       // lib.optionalAttrs (system == "x86_64-linux") {
-        push-images = app "push-images" "Push this build's images to ECR (and GHCR when GHCR_REPOSITORY is set)" aws [registries] ''
-          environment "$@"
+        push-images = app "push-images" "Push this build's images to ECR (and GHCR when GHCR_REPOSITORY is set)" aws [awsEnvironment registries] ''
+          aws_environment "$@"
           registry=$(ecr_registry)
           ecr_login "$registry"
           [[ -z "''${GHCR_REPOSITORY:-}" ]] || ghcr_login
           push_images "$registry" "$1"
         '';
 
-        plan-aws = app "plan-aws" "terraform plan of an environment (exit 0: no changes, 2: changes)" aws [terraformLib] ''
-          environment "$@"
+        plan-aws = app "plan-aws" "terraform plan of an environment (exit 0: no changes, 2: changes)" aws [awsEnvironment terraformLib] ''
+          aws_environment "$@"
           tf_prepare "$1"
           # -lock=false: a read-only role cannot write the state lock.
           status=0
@@ -180,8 +195,8 @@
           exit "$status"
         '';
 
-        deploy-aws = app "deploy-aws" "Deploy an environment: ECR repositories, images, terraform apply" aws [registries terraformLib] ''
-          environment "$@"
+        deploy-aws = app "deploy-aws" "Deploy an environment: ECR repositories, images, terraform apply" aws [awsEnvironment registries terraformLib] ''
+          aws_environment "$@"
           tf_prepare "$1"
           mapfile -t targets < <(jq -r '.resource.aws_ecr_repository // {} | keys[] | "-target=aws_ecr_repository.\(.)"' "$TF_DIR/main.tf.json")
           ((''${#targets[@]})) || die "infra/$1/main.tf.json declares no aws_ecr_repository"
@@ -195,8 +210,8 @@
           echo "deployed $1; run the migrations with: nix run .#migrate-aws -- $1"
         '';
 
-        migrate-aws = app "migrate-aws" "Update the migration Lambda to this build's zip and run it" aws [terraformLib] ''
-          environment "$@"
+        migrate-aws = app "migrate-aws" "Update the migration Lambda to this build's zip and run it" aws [awsEnvironment terraformLib] ''
+          aws_environment "$@"
           require AWS_REGION "the AWS region of the deployment, e.g. us-east-1"
           function=''${MIGRATION_FUNCTION:-}
           if [[ -z "$function" ]]; then

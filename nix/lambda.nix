@@ -44,7 +44,8 @@
         nativeBuildInputs = [pkgs.zip pkgs.file];
       } ''
         install -m 0755 ${binary}/bin/${lib.head job.command} bootstrap
-        file bootstrap | grep -Eq 'static(-pie)? linked' || {
+        # `file` says "statically linked", or "static-pie linked" for a static PIE.
+        file bootstrap | grep -Eq 'statically linked|static-pie linked' || {
           echo "bootstrap is not statically linked: $(file bootstrap)" >&2
           exit 1
         }
