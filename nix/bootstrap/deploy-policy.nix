@@ -66,6 +66,9 @@
         "ec2:DeleteFlowLogs"
         "ec2:DeleteInternetGateway"
         "ec2:DeleteNatGateway"
+        # Terraform deletes the migration function's leftover (available)
+        # Lambda network interfaces before its security group and subnets.
+        "ec2:DeleteNetworkInterface"
         "ec2:DeleteRoute"
         "ec2:DeleteRouteTable"
         "ec2:DeleteSecurityGroup"
@@ -88,6 +91,11 @@
         "ec2:UpdateSecurityGroupRuleDescriptionsEgress"
         "ec2:UpdateSecurityGroupRuleDescriptionsIngress"
       ] (n.arn "ec2" "*"))
+      # CreateVpcEndpoint may also be authorized on the endpoint service, whose
+      # ARN names AWS's account for AWS services; this covers only those.
+      (lib.recursiveUpdate (allowInRegion "AwsEndpointServices" "ec2:CreateVpcEndpoint") {
+        Condition.StringEquals."ec2:VpceServiceOwner" = "amazon";
+      })
       (allow "LoadBalancers" [
         "elasticloadbalancing:AddListenerCertificates"
         "elasticloadbalancing:AddTags"
@@ -192,6 +200,8 @@
         "rds:ModifyDBSubnetGroup"
         "rds:RebootDBInstance"
         "rds:RemoveTagsFromResource"
+        # Terraform resets a parameter removed from the parameter group.
+        "rds:ResetDBParameterGroup"
       ] (n.arn "rds" "*"))
       # RDS creates and rotates the master password secret (`rds!…`) on the
       # caller's behalf; nothing here reads a secret value.
