@@ -251,15 +251,19 @@ async fn post(client: &Client, base: &str, content: &str) -> Result<(), String> 
         .unwrap();
     area.clear().await.unwrap();
     area.send_keys(content).await.unwrap();
+    submit(client, "#new-message").await;
+    wait_for_url(client, &format!("{base}/")).await;
+    wait_for_message(client, content, true).await
+}
+
+async fn submit(client: &Client, form: &str) {
     client
-        .find(Locator::Css("#new-message button[type=submit]"))
+        .find(Locator::Css(&format!("{form} button[type=submit]")))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    wait_for_url(client, &format!("{base}/")).await;
-    wait_for_message(client, content, true).await
 }
 
 async fn wait_for_url(client: &Client, expected: &str) {
@@ -455,13 +459,7 @@ async fn drive(client: &Client, base: &str, root: &Path) -> Result<(), String> {
         .await
         .unwrap();
     area.send_keys("   ").await.unwrap();
-    client
-        .find(Locator::Css("#new-message button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(client, "#new-message").await;
     let error = client
         .wait()
         .at_most(Duration::from_secs(10))
@@ -495,13 +493,7 @@ async fn drive(client: &Client, base: &str, root: &Path) -> Result<(), String> {
     area.clear().await.unwrap();
     let edited = "Edited in the browser ✓";
     area.send_keys(edited).await.unwrap();
-    client
-        .find(Locator::Css("#edit-message button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(client, "#edit-message").await;
     wait_for_url(client, &format!("{base}/")).await;
     wait_for_message(client, edited, true).await?;
     wait_for_message(client, first, false).await?;
