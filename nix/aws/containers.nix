@@ -164,6 +164,7 @@ in {
           name = name "${s.name}-execution";
           description = "ECS pulls ${s.name}'s image, writes its logs and resolves its secrets";
           assume_role_policy = h.assumedBy "ecs-tasks.amazonaws.com";
+          permissions_boundary = tf "local.permissions_boundary";
         });
 
       aws_iam_role_policy = perService (s:

@@ -19,6 +19,15 @@ in {
       default = "iac-experiment";
       description = "Project tag on every resource.";
     };
+    permissionsBoundary = lib.mkOption {
+      type = lib.types.str;
+      default = "${cfg.project}-environment-boundary";
+      description = ''
+        Name of the managed policy, created by the bootstrap (`<name>-environment-boundary`,
+        nix/bootstrap/environment-boundary.nix), that bounds every IAM role of the environment.
+        The deploy role may only create and change roles that carry it.
+      '';
+    };
     region = lib.mkOption {
       type = lib.types.str;
       description = "AWS region of the environment (and of its state bucket, see nix/bootstrap).";
@@ -61,6 +70,14 @@ in {
         ManagedBy = "terranix";
       };
     };
+
+    # The account and partition of the credentials: the render names no account.
+    data = {
+      aws_caller_identity.current = {};
+      aws_partition.current = {};
+    };
+    # Every IAM role of the environment (`permissions_boundary = tf "local.permissions_boundary"`).
+    locals.permissions_boundary = "arn:\${data.aws_partition.current.partition}:iam::\${data.aws_caller_identity.current.account_id}:policy/${cfg.permissionsBoundary}";
 
     variable = {
       image_tags = {

@@ -70,6 +70,7 @@ in {
         name = "${fn}-function";
         description = "The migration function: network interfaces, its logs, the database secret";
         assume_role_policy = h.assumedBy "lambda.amazonaws.com";
+        permissions_boundary = tf "local.permissions_boundary";
       };
       # ENI management in the VPC (AWS-managed, the documented minimum for VPC functions).
       aws_iam_role_policy_attachment.migration_vpc_access = {

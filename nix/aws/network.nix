@@ -194,6 +194,7 @@ in {
       aws_iam_role.flow_logs = {
         name = name "vpc-flow-logs";
         assume_role_policy = h.assumedBy "vpc-flow-logs.amazonaws.com";
+        permissions_boundary = tf "local.permissions_boundary";
       };
       aws_iam_role_policy.flow_logs = {
         name = "write-flow-logs";

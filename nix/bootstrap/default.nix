@@ -8,6 +8,7 @@
     ./github-oidc.nix
     ./read-policy.nix
     ./deploy-policy.nix
+    ./environment-boundary.nix
     ./outputs.nix
   ];
 }

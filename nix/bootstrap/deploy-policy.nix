@@ -229,20 +229,35 @@
       ] [(n.arn "kms" "key/*") (n.arn "kms" "alias/*")])
     ];
 
-    identity = [
-      (allow "WorkloadRoles" [
+    # Every role the deploy role creates or writes a policy on carries the
+    # environment boundary (environment-boundary.nix): whatever policy it
+    # writes, the role can do no more than the boundary allows, and nothing in
+    # IAM. The boundary itself is out of its reach.
+    identity = let
+      withBoundary = statement: lib.recursiveUpdate statement {Condition.StringEquals."iam:PermissionsBoundary" = n.environmentBoundary;};
+      workloadRoles = underEnvironments (env: n.iamArn "role/${env}-*");
+      deny = Sid: Action: Resource: {
+        inherit Sid Action Resource;
+        Effect = "Deny";
+      };
+    in [
+      (withBoundary (allow "BoundedWorkloadRoles" [
           "iam:CreateRole"
-          "iam:DeleteRole"
           "iam:DeleteRolePolicy"
           "iam:DetachRolePolicy"
+          "iam:PutRolePermissionsBoundary"
           "iam:PutRolePolicy"
+        ]
+        workloadRoles))
+      (allow "WorkloadRoles" [
+          "iam:DeleteRole"
           "iam:TagRole"
           "iam:UntagRole"
           "iam:UpdateAssumeRolePolicy"
           "iam:UpdateRole"
           "iam:UpdateRoleDescription"
         ]
-        (underEnvironments (env: n.iamArn "role/${env}-*")))
+        workloadRoles)
       (allow "WorkloadPolicies" [
           "iam:CreatePolicy"
           "iam:CreatePolicyVersion"
@@ -254,7 +269,7 @@
         (underEnvironments (env: n.iamArn "policy/${env}-*")))
       # Only the environments' own policies and the AWS service-role policies
       # tasks and Lambda functions use: never an administrator policy.
-      (allow "AttachWorkloadPolicies" "iam:AttachRolePolicy" (underEnvironments (env: n.iamArn "role/${env}-*"))
+      (withBoundary (allow "AttachWorkloadPolicies" "iam:AttachRolePolicy" workloadRoles
         // {
           Condition.ArnLike."iam:PolicyARN" =
             underEnvironments (env: n.iamArn "policy/${env}-*")
@@ -263,8 +278,8 @@
               "AWSLambdaBasicExecutionRole"
               "AWSLambdaVPCAccessExecutionRole"
             ];
-        })
-      (allow "PassWorkloadRoles" "iam:PassRole" (underEnvironments (env: n.iamArn "role/${env}-*"))
+        }))
+      (allow "PassWorkloadRoles" "iam:PassRole" workloadRoles
         // {
           Condition.StringEquals."iam:PassedToService" = [
             "ecs-tasks.amazonaws.com"
@@ -281,6 +296,18 @@
             "rds.amazonaws.com"
           ];
         })
+      # Explicit denials, whatever else is allowed: no role loses the
+      # boundary or gets another one, and the boundary does not change.
+      (deny "KeepBoundaryOnRoles" "iam:DeleteRolePermissionsBoundary" "*")
+      (deny "NoOtherBoundary" "iam:PutRolePermissionsBoundary" "*"
+        // {Condition.StringNotEquals."iam:PermissionsBoundary" = n.environmentBoundary;})
+      (deny "KeepBoundary" [
+          "iam:CreatePolicyVersion"
+          "iam:DeletePolicy"
+          "iam:DeletePolicyVersion"
+          "iam:SetDefaultPolicyVersion"
+        ]
+        n.environmentBoundary)
     ];
 
     observability = [

@@ -19,6 +19,10 @@ in {
   # A global (IAM) ARN in this account.
   iamArn = resource: "arn:aws:iam::${account}:${resource}";
 
+  # The permissions boundary of every IAM role of the environments
+  # (environment-boundary.nix); nix/aws names it `<project>-environment-boundary`.
+  environmentBoundary = "arn:aws:iam::${account}:policy/\${var.name}-environment-boundary";
+
   # An IAM policy document from a list of statements.
   policy = statements:
     builtins.toJSON {

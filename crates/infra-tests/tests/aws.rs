@@ -6,8 +6,9 @@
 //! from moto. What moto does not prove: crates/infra-tests/README.md.
 
 use infra_tests::{
-    Moto, Plan, Workspace, canonical_json, catalog, catalog_names, checkov_plan, declared_skips,
-    endpoint_provider, environment_vars, offline_provider, policy_statements, render, string_list,
+    FAKE_ACCOUNT, Moto, Plan, Workspace, canonical_json, catalog, catalog_names, checkov_plan,
+    declared_skips, endpoint_provider, environment_vars, offline_provider, policy_statements,
+    render, string_list,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -347,6 +348,35 @@ fn no_policy_allows_every_action_on_every_resource() {
     }
 }
 
+/// Every role carries the bootstrap's permissions boundary (so whatever the
+/// deploy role writes on it stays within the boundary), named through the
+/// caller's account and partition: the render names no account.
+#[test]
+fn every_role_has_the_environment_boundary() {
+    let boundary =
+        format!("arn:aws:iam::{FAKE_ACCOUNT}:policy/iac-experiment-environment-boundary");
+    for env in ENVIRONMENTS {
+        let roles = plan(env).of_type("aws_iam_role");
+        assert!(roles.len() >= 3, "{env}: too few roles");
+        for role in roles {
+            assert_eq!(
+                role.values["permissions_boundary"], boundary,
+                "{env}: {} has no environment boundary",
+                role.address
+            );
+        }
+        let text = std::fs::read_to_string(infra_tests::repo_root().join(render_path(env)))
+            .expect("render");
+        assert!(
+            !text.contains(FAKE_ACCOUNT)
+                && !text
+                    .match_indices("iam::")
+                    .any(|(i, _)| text[i + 5..].starts_with(|c: char| c.is_ascii_digit())),
+            "{env}: the render names an account"
+        );
+    }
+}
+
 #[test]
 fn load_balancer_routes_api_and_defaults_to_web() {
     let (services, _) = catalog_names();
@@ -665,6 +695,27 @@ fn staging_applies_and_destroys_on_moto() {
     }
     for name in &services {
         assert_eq!(outputs["service_names"]["value"][name], name.as_str());
+    }
+
+    // The roles as moto returns them: created with the environment boundary,
+    // named through moto's account (the data sources resolved against it).
+    let state: Value =
+        serde_json::from_str(&workspace.terraform(&["show", "-json"])).expect("state");
+    let roles: Vec<&Value> = state
+        .pointer("/values/root_module/resources")
+        .and_then(Value::as_array)
+        .expect("resources in state")
+        .iter()
+        .filter(|r| r["type"] == "aws_iam_role")
+        .collect();
+    assert!(roles.len() >= 3, "too few roles in state");
+    for role in roles {
+        assert_eq!(
+            role["values"]["permissions_boundary"],
+            format!("arn:aws:iam::{FAKE_ACCOUNT}:policy/iac-experiment-environment-boundary"),
+            "{}",
+            role["address"]
+        );
     }
 
     workspace.terraform(&["destroy", "-auto-approve", "-input=false"]);

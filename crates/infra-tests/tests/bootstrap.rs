@@ -302,6 +302,9 @@ fn the_deploy_role_changes_iam_only_under_the_environment_prefixes() {
             .collect()
     };
     for statement in role_statements("deploy") {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
         let actions = list(&statement["Action"]);
         let resources: BTreeSet<String> = list(&statement["Resource"]).into_iter().collect();
         let writes_iam = actions.iter().any(|a| {
@@ -346,6 +349,170 @@ fn the_deploy_role_changes_iam_only_under_the_environment_prefixes() {
         .filter(|s| list(&s["Action"]).contains(&"iam:PassRole".to_owned()))
         .count();
     assert_eq!(passes, 1, "one iam:PassRole statement");
+}
+
+const BOUNDARY_NAME: &str = "iac-experiment-environment-boundary";
+
+fn boundary_arn() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:policy/{BOUNDARY_NAME}")
+}
+
+/// Whether the IAM ARN pattern `pattern` (`*` and `?` wildcards) matches `arn`.
+fn arn_matches(pattern: &str, arn: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), arn.as_bytes())
+}
+
+/// The deploy role writes policies on roles, so it could make any role an
+/// administrator: it may create and change roles only with the environment
+/// boundary, never remove or replace that boundary, and never change it.
+#[test]
+fn the_deploy_role_writes_roles_only_with_the_environment_boundary() {
+    let boundary = boundary_arn();
+    let statements = role_statements("deploy");
+    let role_writes = [
+        "iam:AttachRolePolicy",
+        "iam:CreateRole",
+        "iam:DeleteRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PutRolePolicy",
+    ];
+    let mut allowed = BTreeSet::new();
+    for statement in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let actions = list(&statement["Action"]);
+        for action in actions.iter().filter(|a| role_writes.contains(&a.as_str())) {
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
+                "{action} without the environment boundary: {statement}"
+            );
+            allowed.insert(action.clone());
+        }
+        assert!(
+            !actions
+                .iter()
+                .any(|a| a == "iam:DeleteRolePermissionsBoundary"
+                    || a.ends_with('*') && a.starts_with("iam:")),
+            "removes boundaries: {statement}"
+        );
+        // No IAM write on the boundary policy itself (reading it is fine).
+        let writes_iam = actions.iter().any(|a| {
+            a.starts_with("iam:") && !a.starts_with("iam:Get") && !a.starts_with("iam:List")
+        });
+        if writes_iam {
+            for resource in list(&statement["Resource"]) {
+                assert!(
+                    !arn_matches(&resource, &boundary),
+                    "{resource} covers the boundary: {statement}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        allowed,
+        role_writes.iter().map(|a| (*a).to_owned()).collect(),
+        "the environments need every role write, with the boundary"
+    );
+
+    let denies = |action: &str, resource: &str| -> Vec<&Value> {
+        statements
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Deny"
+                    && list(&s["Action"]).iter().any(|a| a == action)
+                    && list(&s["Resource"])
+                        .iter()
+                        .any(|r| arn_matches(r, resource))
+            })
+            .collect()
+    };
+    let some_role = format!("arn:aws:iam::{ACCOUNT}:role/staging-api-execution");
+    assert!(
+        denies("iam:DeleteRolePermissionsBoundary", &some_role)
+            .iter()
+            .any(|s| s.get("Condition").is_none()),
+        "removing a role's boundary is denied"
+    );
+    assert!(
+        denies("iam:PutRolePermissionsBoundary", &some_role)
+            .iter()
+            .any(|s| s["Condition"]
+                == json!({"StringNotEquals": {"iam:PermissionsBoundary": boundary}})),
+        "any other boundary is denied"
+    );
+    for action in [
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicy",
+        "iam:DeletePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+    ] {
+        assert!(
+            denies(action, &boundary)
+                .iter()
+                .any(|s| s.get("Condition").is_none()),
+            "{action} on the boundary is denied"
+        );
+    }
+}
+
+/// The boundary allows what the environments' roles use at runtime (their
+/// inline policies and the AWS-managed policy the migration function has) and
+/// nothing in IAM.
+#[test]
+fn the_environment_boundary_covers_the_workloads_and_nothing_in_iam() {
+    let policy = values("aws_iam_policy.environment_boundary");
+    assert_eq!(policy["name"], BOUNDARY_NAME);
+    let statements = statements_of(&policy, "policy");
+    let mut bounded = BTreeSet::new();
+    for statement in &statements {
+        assert_eq!(statement["Effect"], "Allow", "{statement}");
+        for action in list(&statement["Action"]) {
+            assert!(
+                !action.starts_with("iam:") && !action.contains('*') && !action.starts_with("sts:"),
+                "the boundary allows {action}"
+            );
+            bounded.insert(action);
+        }
+    }
+    // AWSLambdaVPCAccessExecutionRole, attached to the migration function.
+    let mut used: BTreeSet<String> = [
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:UnassignPrivateIpAddresses",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for env in ENVIRONMENTS {
+        let environment = render(&format!("infra/{env}/main.tf.json"));
+        let inline = environment["resource"]["aws_iam_role_policy"]
+            .as_object()
+            .expect("environment roles have inline policies");
+        for body in inline.values() {
+            for statement in policy_statements(&body["policy"]) {
+                used.extend(list(&statement["Action"]));
+            }
+        }
+    }
+    let missing: Vec<&String> = used.difference(&bounded).collect();
+    assert!(
+        missing.is_empty(),
+        "the boundary lacks actions the environment roles use: {missing:?}"
+    );
 }
 
 #[test]
