@@ -123,7 +123,7 @@ impl Drop for TestDb {
 
 enum Shared {
     External(String),
-    Local(PgServer),
+    Local(Box<PgServer>),
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
@@ -132,7 +132,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 fn shared() -> &'static Shared {
     SHARED.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => Shared::External(url),
-        _ => Shared::Local(PgServer::launch()),
+        _ => Shared::Local(Box::new(PgServer::launch())),
     })
 }
 

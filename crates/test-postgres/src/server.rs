@@ -1,11 +1,12 @@
 //! A throwaway PostgreSQL server run from the binaries on `PATH`.
 
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+
+use postgres_programs::{Binaries, RunAs};
 
 use crate::TestDb;
 
@@ -17,63 +18,10 @@ use crate::TestDb;
 pub struct PgServer {
     dir: PathBuf,
     port: u16,
-    bins: Bins,
-    run_as: Option<String>,
+    bins: Binaries,
+    run_as: RunAs,
     running: Mutex<bool>,
     watchdog: Mutex<Option<Child>>,
-}
-
-#[derive(Clone)]
-struct Bins {
-    initdb: PathBuf,
-    pg_ctl: PathBuf,
-}
-
-const HINT: &str = "install PostgreSQL server binaries or run inside `nix develop`";
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut candidates: Vec<PathBuf> = std::env::split_paths(&path).map(|d| d.join(name)).collect();
-    // Debian/Ubuntu keep the server binaries off PATH.
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        versions.sort();
-        candidates.extend(versions.into_iter().rev().map(|v| v.join("bin").join(name)));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-fn find_bins() -> Bins {
-    let find = |name: &str| {
-        find_on_path(name).unwrap_or_else(|| panic!("{name} not found on PATH: {HINT}"))
-    };
-    let bins = Bins {
-        initdb: find("initdb"),
-        pg_ctl: find("pg_ctl"),
-    };
-    // pg_ctl starts `postgres` from its own directory.
-    let postgres = bins.pg_ctl.with_file_name("postgres");
-    if !postgres.is_file() && find_on_path("postgres").is_none() {
-        panic!("postgres not found on PATH: {HINT}");
-    }
-    bins
-}
-
-fn euid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-}
-
-fn id_of(flag: &str, user: &str) -> u32 {
-    let out = Command::new("id")
-        .args([flag, user])
-        .output()
-        .unwrap_or_else(|e| panic!("run `id {flag} {user}`: {e}"));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("user `{user}` not found; needed to run PostgreSQL as non-root"))
 }
 
 fn free_port() -> u16 {
@@ -91,18 +39,16 @@ impl PgServer {
     /// Create (initdb) and start a new server on a free port. Panics with a clear message if
     /// the PostgreSQL binaries are missing or the server does not start (including its log).
     pub fn launch() -> Self {
-        let bins = find_bins();
-        let run_as = (euid() == 0).then(|| "nobody".to_owned());
+        let bins = Binaries::find(None).unwrap_or_else(|e| panic!("{e}"));
+        let run_as = RunAs::detect().unwrap_or_else(|e| panic!("{e}"));
         let dir = std::env::temp_dir().join(format!(
             "test-postgres-{}-{}",
             std::process::id(),
             crate::unique_name()
         ));
         std::fs::create_dir_all(&dir).expect("create temp dir for PostgreSQL");
-        if let Some(user) = &run_as {
-            let uid = id_of("-u", user);
-            let gid = id_of("-g", user);
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+        if let Some(user) = run_as.owner() {
+            std::os::unix::fs::chown(&dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
                 .expect("chown the PostgreSQL temp dir to the unprivileged user");
         }
         let mut server = PgServer {
@@ -188,22 +134,7 @@ impl PgServer {
 
     /// A command for `program`, run as the unprivileged user when we are root.
     fn command(&self, program: &Path) -> Command {
-        let mut cmd = match &self.run_as {
-            Some(user) if find_on_path("runuser").is_some() => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(program);
-                c
-            }
-            Some(user) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={}", id_of("-u", user)))
-                    .arg(format!("--regid={}", id_of("-g", user)))
-                    .arg("--clear-groups")
-                    .arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut cmd = self.run_as.command(program);
         cmd.current_dir(&self.dir)
             .env_remove("PGDATA")
             .env_remove("PGPORT")

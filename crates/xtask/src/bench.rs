@@ -572,8 +572,8 @@ async fn run_suite(options: &BenchOptions, work: &WorkDir, stack: &mut Stack) ->
         .into_iter()
         .filter(|s| options.only.is_empty() || options.only.iter().any(|o| o == s.name))
         .collect();
-    let bins = PgBinaries::find(options.pg_bin.as_deref())?;
-    let run_as = RunAs::detect()?;
+    let bins = PgBinaries::find(options.pg_bin.as_deref()).map_err(anyhow::Error::msg)?;
+    let run_as = RunAs::detect().map_err(anyhow::Error::msg)?;
     let (api_name, api) = catalog
         .services
         .get_key_value("api")

@@ -200,8 +200,8 @@ async fn start_and_watch(options: &DevOptions, stack: &mut Stack) -> Result<()> 
     ));
 
     // 2. Postgres programs.
-    let bins = PgBinaries::find(options.pg_bin.as_deref())?;
-    let run_as = RunAs::detect()?;
+    let bins = PgBinaries::find(options.pg_bin.as_deref()).map_err(anyhow::Error::msg)?;
+    let run_as = RunAs::detect().map_err(anyhow::Error::msg)?;
     if let RunAs::Unprivileged { user, .. } = &run_as {
         step(format!(
             "running as root: Postgres will run as `{}`",

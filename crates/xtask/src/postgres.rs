@@ -3,138 +3,23 @@
 //! When run as root, every Postgres command runs as an unprivileged user (`nobody`),
 //! because Postgres refuses to run as root.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use nix::unistd::{Uid, User, chown};
+use nix::unistd::{User, chown};
 use tokio::process::Command;
 
 use crate::process::ManagedChild;
-
-/// The unprivileged user Postgres runs as when we are root.
-pub const UNPRIVILEGED_USER: &str = "nobody";
 
 /// Database user and database name used locally.
 pub const DB_USER: &str = "postgres";
 pub const DB_NAME: &str = "postgres";
 
-/// Paths of the Postgres server programs we need.
-#[derive(Debug, Clone)]
-pub struct PgBinaries {
-    pub initdb: PathBuf,
-    pub pg_ctl: PathBuf,
-}
-
-impl PgBinaries {
-    /// Finds `initdb` and `pg_ctl` in `dir` if given, else on PATH.
-    pub fn find(dir: Option<&Path>) -> Result<Self> {
-        let lookup = |name: &str| match dir {
-            Some(dir) => Some(dir.join(name)).filter(|p| p.is_file()),
-            None => find_on_path(name),
-        };
-        match (lookup("initdb"), lookup("pg_ctl")) {
-            (Some(initdb), Some(pg_ctl)) => Ok(Self { initdb, pg_ctl }),
-            _ => {
-                let place = match dir {
-                    Some(dir) => format!("in {}", dir.display()),
-                    None => "on PATH".to_owned(),
-                };
-                bail!(
-                    "the PostgreSQL server programs `initdb` and `pg_ctl` were not found {place}.\n\
-                     Install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`, then add \
-                     /usr/lib/postgresql/<version>/bin to PATH; macOS: `brew install postgresql`), \
-                     use the Nix dev shell (`nix develop`), or pass --pg-bin <dir> (env PG_BIN)."
-                )
-            }
-        }
-    }
-}
-
-/// Finds an executable file called `name` in the directories of PATH.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// How Postgres commands are run: directly, or as an unprivileged user when we are root.
-#[derive(Debug, Clone)]
-pub enum RunAs {
-    CurrentUser,
-    Unprivileged { user: User, runner: PathBuf },
-}
-
-impl RunAs {
-    /// `CurrentUser` unless we are root.
-    pub fn detect() -> Result<Self> {
-        if !Uid::effective().is_root() {
-            return Ok(Self::CurrentUser);
-        }
-        let user = User::from_name(UNPRIVILEGED_USER)
-            .ok()
-            .flatten()
-            .with_context(|| {
-                format!(
-                    "running as root, Postgres must run as an unprivileged user, but user \
-                     `{UNPRIVILEGED_USER}` does not exist; run as a normal user instead"
-                )
-            })?;
-        let runner = ["runuser", "setpriv"]
-            .into_iter()
-            .find_map(|name| {
-                find_on_path(name).or_else(|| {
-                    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                        .iter()
-                        .map(|dir| Path::new(dir).join(name))
-                        .find(|p| p.is_file())
-                })
-            })
-            .context(
-                "running as root, Postgres must run as an unprivileged user, but neither \
-                 `runuser` nor `setpriv` (util-linux) was found; install util-linux or run as \
-                 a normal user",
-            )?;
-        Ok(Self::Unprivileged { user, runner })
-    }
-
-    /// A command running `program` as the right user.
-    pub fn command(&self, program: &Path) -> Command {
-        match self {
-            Self::CurrentUser => Command::new(program),
-            Self::Unprivileged { user, runner } => {
-                let mut command = Command::new(runner);
-                if runner.file_name() == Some(OsStr::new("setpriv")) {
-                    command.args([
-                        format!("--reuid={}", user.uid),
-                        format!("--regid={}", user.gid),
-                        "--clear-groups".to_owned(),
-                        "--".to_owned(),
-                    ]);
-                } else {
-                    command.args(["-u", &user.name, "--"]);
-                }
-                command.arg(program);
-                command
-            }
-        }
-    }
-
-    /// Same as [`RunAs::command`], blocking flavour (for `Drop`).
-    fn std_command(&self, program: &Path) -> std::process::Command {
-        let command = self.command(program);
-        let std = command.as_std();
-        let mut out = std::process::Command::new(std.get_program());
-        out.args(std.get_args());
-        out
-    }
-}
+/// Paths of the Postgres server programs.
+pub type PgBinaries = postgres_programs::Binaries;
+pub use postgres_programs::{RunAs, UNPRIVILEGED_USER, find_on_path};
 
 /// A local Postgres server in `data_dir`, listening on 127.0.0.1:`port`.
 #[derive(Debug)]
@@ -147,6 +32,11 @@ pub struct LocalPostgres {
 }
 
 impl LocalPostgres {
+    /// `program` as the right user, for tokio.
+    fn command(&self, program: &Path) -> Command {
+        Command::from(self.run_as.command(program))
+    }
+
     pub fn new(bins: PgBinaries, run_as: RunAs, data_dir: PathBuf, port: u16) -> Self {
         Self {
             bins,
@@ -216,7 +106,7 @@ impl LocalPostgres {
                 dir.display()
             );
         }
-        let mut initdb = self.run_as.command(&self.bins.initdb);
+        let mut initdb = self.command(&self.bins.initdb);
         initdb.arg("-D").arg(dir).args([
             "-U",
             DB_USER,
@@ -246,7 +136,6 @@ impl LocalPostgres {
 
     async fn is_running(&self) -> Result<bool> {
         let status = self
-            .run_as
             .command(&self.bins.pg_ctl)
             .arg("status")
             .arg("-D")
@@ -261,7 +150,7 @@ impl LocalPostgres {
 
     /// Starts the server and waits until it accepts connections. Its log is streamed as `[postgres]`.
     pub async fn start(&mut self) -> Result<()> {
-        let mut pg_ctl = self.run_as.command(&self.bins.pg_ctl);
+        let mut pg_ctl = self.command(&self.bins.pg_ctl);
         pg_ctl
             .arg("start")
             .arg("-D")
@@ -290,7 +179,6 @@ impl LocalPostgres {
             return Ok(());
         }
         let status = self
-            .run_as
             .command(&self.bins.pg_ctl)
             .arg("stop")
             .arg("-D")
@@ -317,7 +205,7 @@ impl Drop for LocalPostgres {
         if self.running {
             let _ = self
                 .run_as
-                .std_command(&self.bins.pg_ctl)
+                .command(&self.bins.pg_ctl)
                 .arg("stop")
                 .arg("-D")
                 .arg(&self.data_dir)
