@@ -40,6 +40,25 @@ const specTypes = {
   Condition: "ConditionSpec",
 };
 
+// A Condition node waits for one kind of resource, and each kind has exactly one
+// condition type and its own data: the Condition node schema of Northflank's API
+// reference (https://northflank.com/docs/v1/api/templates/create-template, node
+// kind `Condition`). The js-client types template specs as `any`, so the union is
+// declared here, one member per kind, which ties `spec.type` and `spec.data` to `kind`.
+const conditionSpec = [
+  "type Templated = string; // `${refs.…}` / `${args.…}`, resolved by Northflank",
+  "type ConditionTimeout = { timeoutDuration?: number | Templated };",
+  "type ConditionSpec =",
+  '  | { kind: "Addon"; spec: { type: "running"; data?: { projectId?: string; addonId?: string } & ConditionTimeout } }',
+  '  | { kind: "AddonBackup"; spec: { type: "success"; data?: { projectId?: string; addonId?: string; backupId?: string } } }',
+  '  | { kind: "AddonImport"; spec: { type: "success"; data?: { projectId?: string; addonId?: string; importId?: string } } }',
+  '  | { kind: "Build"; spec: { type: "success"; data?: { projectId?: string; buildId?: string } } }',
+  '  | { kind: "BYOCCluster"; spec: { type: "running"; data?: { clusterId?: string } & ConditionTimeout } }',
+  '  | { kind: "JobRun"; spec: { type: "success"; data?: { projectId?: string; jobId?: string; runId?: string } } }',
+  '  | { kind: "Service"; spec: { type: "running"; data?: { projectId?: string; serviceId?: string } & ConditionTimeout } }',
+  '  | { kind: "VCS"; spec: { type: "createRepoFromSourceSuccess"; data?: { trackerId?: string } } };',
+];
+
 let template;
 try {
   template = JSON.parse(readFileSync(templatePath, "utf8"));
@@ -82,10 +101,7 @@ const lines = [
   "  steps: unknown[];",
   "  context?: { projectId: string };",
   "};",
-  "type ConditionSpec = {",
-  '  kind: "Service" | "Addon" | "Job" | "JobRun" | "Build" | "AddonBackup";',
-  '  spec: { type: "running" | "success"; data: Record<string, string> };',
-  "};",
+  ...conditionSpec,
   "type Node = { kind: string; ref?: string; spec: unknown; condition?: \"success\" };",
   "",
   "// The template itself (its `spec` is typed `any` by the client).",

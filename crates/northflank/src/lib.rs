@@ -10,9 +10,7 @@ pub mod template;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use serde_json::Value;
-
-use crate::api::{Client, Run};
+use crate::api::{Client, Run, RunNode, RunStatus};
 use crate::cli::{Cli, Command, Deploy};
 use crate::error::Error;
 use crate::template::Template;
@@ -114,7 +112,7 @@ async fn deploy(
         if waited >= options.timeout {
             return Err(Error::Timeout {
                 run: run.id,
-                status: run.status,
+                status: run.status.to_string(),
                 waited,
             });
         }
@@ -125,53 +123,30 @@ async fn deploy(
         }
         run = next;
     }
-    if run.status == "success" {
+    if run.status == RunStatus::Success {
         println!("Run {}: succeeded.", run.id);
         Ok(Outcome::Done)
     } else {
         let failed = failed_nodes(&run);
         Err(Error::RunFailed {
             run: run.id,
-            status: run.status,
+            status: run.status.to_string(),
             failed,
         })
     }
 }
 
-/// The innermost nodes of a run whose status says they failed, as
+/// The innermost nodes of a run that Northflank marks failed, as
 /// `Kind \`ref\`: message`. Workflows fail with their steps, so a workflow is
 /// named only when none of its steps is.
 fn failed_nodes(run: &Run) -> Vec<String> {
-    fn visit(node: &Value, out: &mut Vec<String>) {
+    fn visit(node: &RunNode, out: &mut Vec<String>) {
         let before = out.len();
-        if let Some(steps) = node.pointer("/spec/steps").and_then(Value::as_array) {
-            for step in steps {
-                visit(step, out);
-            }
+        for step in node.steps() {
+            visit(step, out);
         }
-        let failed = node
-            .get("status")
-            .and_then(Value::as_str)
-            .is_some_and(|s| matches!(s, "failure" | "failed" | "error" | "aborted"));
-        if failed && out.len() == before {
-            let kind = node.get("kind").and_then(Value::as_str).unwrap_or("node");
-            let name = node
-                .get("ref")
-                .or_else(|| node.pointer("/spec/name"))
-                .and_then(Value::as_str)
-                .unwrap_or("(no ref)");
-            let message = [
-                "/message",
-                "/error/message",
-                "/error",
-                "/response/error/message",
-            ]
-            .iter()
-            .find_map(|p| node.pointer(p).and_then(Value::as_str));
-            out.push(match message {
-                Some(m) => format!("{kind} `{name}`: {m}"),
-                None => format!("{kind} `{name}`"),
-            });
+        if node.failed() && out.len() == before {
+            out.push(node.describe());
         }
     }
     let mut out = Vec::new();

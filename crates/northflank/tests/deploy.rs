@@ -160,6 +160,12 @@ fn run_body(template: &str, id: &str, status: &str, spec: Value) -> Value {
     }})
 }
 
+/// The run's top node while nothing has been decided.
+fn waiting_spec(status: &str) -> Value {
+    json!({"kind": "Workflow", "ref": "template", "spec": {"type": "sequential", "steps": []},
+           "response": {"status": status}})
+}
+
 async fn run_template(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -181,18 +187,24 @@ async fn run_template(
     }
     let run = format!("run-{}", stand.runs.len() + 1);
     stand.runs.insert(run.clone(), 0);
-    Json(run_body(&id, &run, "pending", json!({}))).into_response()
+    Json(run_body(&id, &run, "pending", waiting_spec("waiting"))).into_response()
 }
 
-/// The run as Northflank annotates it when the migration job fails.
+/// The run as Northflank reports it when the migration job fails: each node's
+/// state in `response` (get template run, API reference), the error on the node.
 fn failed_spec() -> Value {
-    json!({"kind": "Workflow", "ref": "template", "status": "failure", "spec": {"type": "sequential", "steps": [
-        {"kind": "Project", "ref": "project", "status": "success", "spec": {}},
-        {"kind": "Workflow", "ref": "resources", "status": "failure", "spec": {"type": "sequential", "steps": [
-            {"kind": "Addon", "ref": "database", "status": "success", "spec": {}},
-            {"kind": "JobRun", "ref": "migration", "status": "failure", "spec": {"jobId": "migrate"},
-             "message": "Job run migrate-6f2a failed: container exited with code 1"},
-            {"kind": "Workflow", "ref": "services", "status": "skipped", "spec": {"type": "parallel", "steps": []}}
+    let state = |status: &str| json!({"status": status});
+    json!({"kind": "Workflow", "ref": "template", "response": state("failure"),
+      "spec": {"type": "sequential", "steps": [
+        {"kind": "Project", "ref": "project", "response": state("success"), "spec": {"name": "iac-experiment"}},
+        {"kind": "Workflow", "ref": "resources", "response": state("failure"),
+         "spec": {"type": "sequential", "steps": [
+            {"kind": "Addon", "ref": "database", "response": state("success"), "spec": {"name": "database"}},
+            {"kind": "JobRun", "ref": "migration", "condition": "success", "spec": {"jobId": "migrate"},
+             "response": {"status": "failure", "error": {"code": 500,
+               "message": "Job run migrate-6f2a failed: container exited with code 1"}}},
+            {"kind": "Workflow", "ref": "services", "response": state("waiting"),
+             "spec": {"type": "parallel", "steps": []}}
         ]}}
     ]}})
 }
@@ -218,8 +230,8 @@ async fn get_run(
     };
     *polls += 1;
     let body = match (outcome, *polls) {
-        (_, 1) | (Outcome::Hang, _) => run_body(&id, &run, "running", json!({})),
-        (Outcome::Success, _) => run_body(&id, &run, "success", json!({})),
+        (_, 1) | (Outcome::Hang, _) => run_body(&id, &run, "running", waiting_spec("waiting")),
+        (Outcome::Success, _) => run_body(&id, &run, "success", waiting_spec("success")),
         (Outcome::Failure, _) => run_body(&id, &run, "failure", failed_spec()),
     };
     Json(body).into_response()
