@@ -6,14 +6,16 @@ pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod template;
+pub mod wire;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::api::{Client, Run, RunNode, RunStatus};
+use crate::api::Client;
 use crate::cli::{Cli, Command, Deploy};
 use crate::error::Error;
 use crate::template::Template;
+use crate::wire::{Run, RunNode, RunStatus};
 
 /// How a successful command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,7 @@ async fn plan(client: &Client, template: &Template, id: &str) -> Result<Outcome,
         println!("Template `{id}` does not exist in Northflank; deploy will create it.");
         return Ok(Outcome::Differs);
     };
-    let changes = diff::diff(&template::content(&deployed), &template.content());
+    let changes = diff::diff(&deployed.content(), &template.content());
     if changes.is_empty() {
         println!("Template `{id}`: no differences between Northflank and the rendered template.");
         Ok(Outcome::Done)
@@ -88,7 +90,7 @@ async fn deploy(
                 created
             }
             Some(deployed) => {
-                let changes = diff::diff(&template::content(&deployed), &template.content());
+                let changes = diff::diff(&deployed.content(), &template.content());
                 if changes.is_empty() {
                     println!("Template `{id}`: unchanged.");
                 } else {
