@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod retry;
 pub mod template;
 pub mod wire;
 
@@ -45,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         .template_id
         .clone()
         .unwrap_or_else(|| template.default_id());
-    let client = Client::new(&cli.target.api_url, token.trim())?;
+    let client = Client::new(&cli.connection, token.trim())?;
     match cli.command {
         Command::Plan => plan(&client, &template, &id).await,
         Command::Deploy(options) => deploy(&client, &template, &id, &options).await,
@@ -83,48 +84,13 @@ async fn deploy(
         println!("Template `{id}`: not updated (--skip-update).");
         id.to_owned()
     } else {
-        match client.get_template(id).await? {
-            None => {
-                let created = client.create_template(&template.value).await?;
-                println!("Template `{created}`: created.");
-                created
-            }
-            Some(deployed) => {
-                let changes = diff::diff(&deployed.content(), &template.content());
-                if changes.is_empty() {
-                    println!("Template `{id}`: unchanged.");
-                } else {
-                    client.update_template(id, &template.value).await?;
-                    println!(
-                        "Template `{id}`: updated ({} difference(s)).",
-                        changes.len()
-                    );
-                }
-                id.to_owned()
-            }
-        }
+        put_template(client, template, id).await?
     };
-    let mut run = client.run_template(&id, &arguments).await?;
+    let run = client.run_template(&id, &arguments).await?;
     let names: Vec<&str> = arguments.keys().map(String::as_str).collect();
     println!("Run {}: started with {}.", run.id, names.join(", "));
     println!("Run {}: {}", run.id, run.status);
-    let started = Instant::now();
-    while !run.is_over() {
-        let waited = started.elapsed();
-        if waited >= options.timeout {
-            return Err(Error::Timeout {
-                run: run.id,
-                status: run.status.to_string(),
-                waited,
-            });
-        }
-        tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
-        let next = client.get_run(&id, &run.id).await?;
-        if next.status != run.status {
-            println!("Run {}: {}", next.id, next.status);
-        }
-        run = next;
-    }
+    let run = wait_for(client, &id, run, options).await?;
     if run.status == RunStatus::Success {
         println!("Run {}: succeeded.", run.id);
         Ok(Outcome::Done)
@@ -136,6 +102,52 @@ async fn deploy(
             failed,
         })
     }
+}
+
+/// Creates the template, or updates it when it differs; returns its id.
+async fn put_template(client: &Client, template: &Template, id: &str) -> Result<String, Error> {
+    let Some(deployed) = client.get_template(id).await? else {
+        let created = client.create_template(&template.value).await?;
+        println!("Template `{created}`: created.");
+        return Ok(created);
+    };
+    let changes = diff::diff(&deployed.content(), &template.content());
+    if changes.is_empty() {
+        println!("Template `{id}`: unchanged.");
+    } else {
+        client.update_template(id, &template.value).await?;
+        println!(
+            "Template `{id}`: updated ({} difference(s)).",
+            changes.len()
+        );
+    }
+    Ok(id.to_owned())
+}
+
+/// Polls the run until it is over. At the timeout the run is aborted, so that
+/// with the `queue` concurrency policy the next deploy does not wait behind it.
+async fn wait_for(client: &Client, id: &str, mut run: Run, options: &Deploy) -> Result<Run, Error> {
+    let started = Instant::now();
+    while !run.is_over() {
+        let waited = started.elapsed();
+        if waited >= options.timeout {
+            println!("Run {}: timed out; aborting it.", run.id);
+            let abort_failed = client.abort_run(id, &run.id).await.err();
+            return Err(Error::Timeout {
+                run: run.id,
+                status: run.status.to_string(),
+                waited,
+                abort_failed: abort_failed.map(|e| e.to_string()),
+            });
+        }
+        tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
+        let next = client.get_run(id, &run.id).await?;
+        if next.status != run.status {
+            println!("Run {}: {}", next.id, next.status);
+        }
+        run = next;
+    }
+    Ok(run)
 }
 
 /// The innermost nodes of a run that Northflank marks failed, as

@@ -71,6 +71,9 @@ pub enum RunStatus {
     Retrying,
     AsyncWait,
     ApprovalWait,
+    /// A status this CLI does not know yet; `concluded` still says whether the run is over.
+    #[serde(other)]
+    Other,
 }
 
 impl std::fmt::Display for RunStatus {
@@ -122,6 +125,9 @@ pub enum NodeStatus {
     AsyncWait,
     ApprovalWait,
     Unknown,
+    /// A status this CLI does not know yet.
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Debug, Clone, Deserialize)]

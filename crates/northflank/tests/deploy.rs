@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use stand_in::{Outcome, StandIn, TOKEN, run_id};
+use stand_in::{Fault, Outcome, StandIn, TOKEN, fixture, run_id};
 
 fn template_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../northflank/template.json")
@@ -45,6 +47,17 @@ struct Run {
 /// Runs the CLI with `token` (None: unset) against `addr`, and checks that the
 /// token shows up in no output, whatever happened.
 async fn cli(addr: Option<SocketAddr>, token: Option<&str>, args: &[&str]) -> Run {
+    cli_with(addr, token, args, &[]).await
+}
+
+/// As `cli`, with more environment. Retries wait 10ms, doubling, at most 5s in
+/// all, so that tests stay short.
+async fn cli_with(
+    addr: Option<SocketAddr>,
+    token: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_northflank"));
     for (key, _) in std::env::vars() {
         if key.starts_with("NORTHFLANK_") {
@@ -53,7 +66,10 @@ async fn cli(addr: Option<SocketAddr>, token: Option<&str>, args: &[&str]) -> Ru
     }
     command
         .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env("NORTHFLANK_RETRY_DELAY", "10ms")
+        .env("NORTHFLANK_RETRY_BUDGET", "5s")
+        .envs(env.iter().copied());
     command.env(
         "NORTHFLANK_API_URL",
         addr.map_or_else(
@@ -193,6 +209,172 @@ async fn a_run_that_does_not_finish_times_out() {
         "{}",
         run.stderr
     );
+    // Aborted, so that the next deploy does not queue behind it.
+    let abort = format!("/v1/templates/iac-experiment/runs/{}/abort", run_id());
+    assert_eq!(
+        stand.calls().last(),
+        Some(&("POST".to_owned(), abort)),
+        "{:?}",
+        stand.calls()
+    );
+    assert!(run.stderr.contains("the run was aborted"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_run_that_cannot_be_aborted_says_so() {
+    let stand = StandIn::start(Outcome::Hang, HashMap::new()).await;
+    let abort = format!("/v1/templates/iac-experiment/runs/{}/abort", run_id());
+    stand.fail(Method::POST, &abort, [forbidden()]);
+    let image_args = image_args();
+    let mut args = vec!["deploy", "--poll-interval", "50ms", "--timeout", "300ms"];
+    for arg in &image_args {
+        args.extend(["--arg", arg.as_str()]);
+    }
+    let run = cli(Some(stand.addr), Some(TOKEN), &args).await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("aborting the run failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&message("error.403")), "{}", run.stderr);
+}
+
+fn forbidden() -> Fault {
+    Fault::Status(StatusCode::FORBIDDEN, vec![])
+}
+
+/// The `error.message` of a canned answer.
+fn message(answer: &str) -> String {
+    fixture(answer)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_request_waits_as_northflank_asks_then_goes_on() {
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    let limited = Fault::Status(
+        StatusCode::TOO_MANY_REQUESTS,
+        vec![("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")],
+    );
+    stand.fail(Method::GET, "/v1/templates/iac-experiment", [limited]);
+    let run = cli(
+        Some(stand.addr),
+        Some(TOKEN),
+        &deploy_args(&[], &image_args()),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("HTTP 429"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("retry 1 of 5 in 1000ms"),
+        "{}",
+        run.stderr
+    );
+    let requests = stand.requests();
+    assert_eq!(requests[0].path, requests[1].path, "the same request again");
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_secs(1),
+        "x-ratelimit-reset ignored: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_503_on_starting_the_run_is_retried_and_the_deploy_goes_on() {
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    let start = "/v1/templates/iac-experiment/runs";
+    let unavailable = Fault::Status(StatusCode::SERVICE_UNAVAILABLE, vec![]);
+    stand.fail(Method::POST, start, [unavailable]);
+    let run = cli(
+        Some(stand.addr),
+        Some(TOKEN),
+        &deploy_args(&[], &image_args()),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("succeeded"), "{}", run.stdout);
+    let starts = stand.calls().iter().filter(|(_, p)| p == start).count();
+    assert_eq!(starts, 2, "a 503 means not started: one retry");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_an_answer_is_retried() {
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    stand.fail(
+        Method::GET,
+        "/v1/templates/iac-experiment",
+        [Fault::Stall(Duration::from_secs(2))],
+    );
+    let env = [("NORTHFLANK_REQUEST_TIMEOUT", "200ms")];
+    let run = cli_with(Some(stand.addr), Some(TOKEN), &["plan"], &env).await;
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("does not exist"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("cannot reach Northflank"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("retry 1 of 5"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lasting_500_gives_up_with_a_clear_message() {
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    let broken = || Fault::Status(StatusCode::INTERNAL_SERVER_ERROR, vec![]);
+    stand.fail(
+        Method::GET,
+        "/v1/templates/iac-experiment",
+        (0..10).map(|_| broken()),
+    );
+    let env = [("NORTHFLANK_RETRIES", "2")];
+    let run = cli_with(Some(stand.addr), Some(TOKEN), &["plan"], &env).await;
+    assert_eq!(run.code, Some(1));
+    let expected = format!(
+        "northflank: Northflank answered GET /v1/templates/iac-experiment with HTTP 500: {} (gave up after 3 attempts: no retries left (--retries 2))",
+        message("error.500")
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert_eq!(stand.requests().len(), 3);
+
+    // Starting a run is not sent twice when it may have started: a 500 ends the deploy.
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    let start = "/v1/templates/iac-experiment/runs";
+    stand.fail(Method::POST, start, [broken()]);
+    let run = cli(
+        Some(stand.addr),
+        Some(TOKEN),
+        &deploy_args(&[], &image_args()),
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    let starts = stand.calls().iter().filter(|(_, p)| p == start).count();
+    assert_eq!(starts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_reports_northflanks_message() {
+    let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
+    let start = "/v1/templates/iac-experiment/runs";
+    stand.fail(Method::POST, start, [forbidden()]);
+    let run = cli(
+        Some(stand.addr),
+        Some(TOKEN),
+        &deploy_args(&[], &image_args()),
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    let expected = format!(
+        "Northflank refused POST {start} (HTTP 403): {}",
+        message("error.403")
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("rejected the token"), "{}", run.stderr);
+    let starts = stand.calls().iter().filter(|(_, p)| p == start).count();
+    assert_eq!(starts, 1, "a 403 is not retried");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -211,6 +393,8 @@ async fn a_rejected_token_is_a_clear_error_and_never_printed() {
         assert_eq!(run.code, Some(1));
         assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
         assert!(run.stderr.contains("NORTHFLANK_TOKEN"), "{}", run.stderr);
+        // The stand-in echoes the header; the CLI prints it redacted.
+        assert!(run.stderr.contains("Bearer ***"), "{}", run.stderr);
     }
     assert!(stand.requests().is_empty());
 }

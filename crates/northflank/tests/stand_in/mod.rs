@@ -1,6 +1,6 @@
 //! A loopback stand-in of Northflank's API, for the endpoints the CLI uses
 //! (https://northflank.com/docs/v1/api/templates/…: get, create and update template,
-//! run template, get template run).
+//! run template, get and abort template run), with faults a test can inject.
 //!
 //! It answers only with the files in `tests/fixtures/northflank-api`, which
 //! tools/northflank-types type-checks against the result types of
@@ -11,10 +11,11 @@
 //! - `{authorization}` in an error message becomes the request's `Authorization`
 //!   header, as a careless server might echo it, so the CLI's redaction is tested.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -44,6 +45,16 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub body: Value,
+    pub at: Instant,
+}
+
+/// What the stand-in does instead of answering a request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answers `error.<status>.json` with these headers.
+    Status(StatusCode, Vec<(&'static str, &'static str)>),
+    /// Answers nothing for this long (past the CLI's request timeout), then a 503.
+    Stall(Duration),
 }
 
 struct Stand {
@@ -52,6 +63,8 @@ struct Stand {
     templates: HashMap<String, Value>,
     polls: usize,
     requests: Vec<Request>,
+    /// (method, path) → the faults its next requests meet, in order.
+    faults: HashMap<(Method, String), VecDeque<Fault>>,
 }
 
 type Shared = Arc<Mutex<Stand>>;
@@ -68,12 +81,20 @@ impl StandIn {
             templates,
             polls: 0,
             requests: Vec::new(),
+            faults: HashMap::new(),
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { addr, state }
+    }
+
+    /// The next requests `method path` meet these faults, one each, before being answered.
+    pub fn fail(&self, method: Method, path: &str, faults: impl IntoIterator<Item = Fault>) {
+        let mut stand = self.state.lock().unwrap();
+        let queue = stand.faults.entry((method, path.to_owned())).or_default();
+        queue.extend(faults);
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -146,15 +167,49 @@ async fn handle(
     if authorization != format!("Bearer {TOKEN}") {
         return error(StatusCode::UNAUTHORIZED, authorization);
     }
-    let mut stand = state.lock().unwrap();
-    stand.requests.push(Request {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
-    let body = stand.requests.last().unwrap().body.clone();
-    match (method, segments.as_slice()) {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fault = {
+        let mut stand = state.lock().unwrap();
+        stand.requests.push(Request {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            body: body.clone(),
+            at: Instant::now(),
+        });
+        let key = (method.clone(), uri.path().to_owned());
+        stand.faults.get_mut(&key).and_then(VecDeque::pop_front)
+    };
+    match fault {
+        Some(Fault::Status(status, extra)) => {
+            let mut response = error(status, authorization);
+            for (name, value) in extra {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+        Some(Fault::Stall(pause)) => {
+            tokio::time::sleep(pause).await;
+            error(StatusCode::SERVICE_UNAVAILABLE, authorization)
+        }
+        None => route(
+            &mut state.lock().unwrap(),
+            &method,
+            uri.path(),
+            body,
+            authorization,
+        ),
+    }
+}
+
+fn route(
+    stand: &mut Stand,
+    method: &Method,
+    path: &str,
+    body: Value,
+    authorization: &str,
+) -> Response {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.clone(), segments.as_slice()) {
         (Method::GET, ["v1", "templates", id]) => match stand.templates.get(*id) {
             Some(held) => template_answer("get-template", "/data", held),
             None => error(StatusCode::NOT_FOUND, authorization),
@@ -179,6 +234,9 @@ async fn handle(
                 StatusCode::OK,
                 fixture(run_state(stand.outcome, stand.polls)),
             )
+        }
+        (Method::POST, ["v1", "templates", _, "runs", run, "abort"]) if *run == run_id() => {
+            answer(StatusCode::OK, fixture("abort-template-run"))
         }
         _ => error(StatusCode::NOT_FOUND, authorization),
     }
