@@ -47,7 +47,7 @@ pub enum Error {
     },
 
     #[error(
-        "Northflank refused {method} {path} (HTTP 403): {message}; give the API token's role the permission named (README: Northflank, setup)"
+        "Northflank refused {method} {path} (HTTP 403): {message}; the API token's role lacks a permission this call needs (README, Northflank: Setup)"
     )]
     Forbidden {
         method: &'static str,
@@ -97,6 +97,16 @@ pub enum Error {
         status: String,
         waited: Duration,
         /// Why the run could not be aborted, if it could not.
+        abort_failed: Option<String>,
+    },
+
+    #[error(
+        "lost track of template run {run}: {cause}; {}",
+        abort_sentence(.abort_failed.as_deref())
+    )]
+    LostRun {
+        run: String,
+        cause: Box<Error>,
         abort_failed: Option<String>,
     },
 }

@@ -124,30 +124,47 @@ async fn put_template(client: &Client, template: &Template, id: &str) -> Result<
     Ok(id.to_owned())
 }
 
-/// Polls the run until it is over. At the timeout the run is aborted, so that
-/// with the `queue` concurrency policy the next deploy does not wait behind it.
+/// Polls the run until it is over. A run this deploy stops waiting for (at the
+/// timeout, or when Northflank stops answering) is aborted, so that with the
+/// `queue` concurrency policy the next deploy does not wait behind it.
 async fn wait_for(client: &Client, id: &str, mut run: Run, options: &Deploy) -> Result<Run, Error> {
     let started = Instant::now();
     while !run.is_over() {
         let waited = started.elapsed();
         if waited >= options.timeout {
-            println!("Run {}: timed out; aborting it.", run.id);
-            let abort_failed = client.abort_run(id, &run.id).await.err();
+            println!("Run {}: timed out.", run.id);
+            let abort_failed = abort(client, id, &run.id).await;
             return Err(Error::Timeout {
                 run: run.id,
                 status: run.status.to_string(),
                 waited,
-                abort_failed: abort_failed.map(|e| e.to_string()),
+                abort_failed,
             });
         }
         tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
-        let next = client.get_run(id, &run.id).await?;
+        let next = match client.get_run(id, &run.id).await {
+            Ok(next) => next,
+            Err(cause) => {
+                let abort_failed = abort(client, id, &run.id).await;
+                return Err(Error::LostRun {
+                    run: run.id,
+                    cause: Box::new(cause),
+                    abort_failed,
+                });
+            }
+        };
         if next.status != run.status {
             println!("Run {}: {}", next.id, next.status);
         }
         run = next;
     }
     Ok(run)
+}
+
+/// Aborts the run; why it could not, if it could not.
+async fn abort(client: &Client, id: &str, run: &str) -> Option<String> {
+    println!("Run {run}: aborting it.");
+    client.abort_run(id, run).await.err().map(|e| e.to_string())
 }
 
 /// The innermost nodes of a run that Northflank marks failed, as

@@ -253,6 +253,32 @@ fn message(answer: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_run_northflank_stops_reporting_is_aborted() {
+    let stand = StandIn::start(Outcome::Hang, HashMap::new()).await;
+    let run_path = format!("/v1/templates/iac-experiment/runs/{}", run_id());
+    let broken = || Fault::Status(StatusCode::INTERNAL_SERVER_ERROR, vec![]);
+    stand.fail(Method::GET, &run_path, (0..10).map(|_| broken()));
+    let env = [("NORTHFLANK_RETRIES", "1")];
+    let run = cli_with(
+        Some(stand.addr),
+        Some(TOKEN),
+        &deploy_args(&[], &image_args()),
+        &env,
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("lost track of template run"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    assert!(run.stderr.contains("the run was aborted"), "{}", run.stderr);
+    let abort = format!("{run_path}/abort");
+    assert_eq!(stand.calls().last(), Some(&("POST".to_owned(), abort)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_request_waits_as_northflank_asks_then_goes_on() {
     let stand = StandIn::start(Outcome::Success, HashMap::new()).await;
     let limited = Fault::Status(
