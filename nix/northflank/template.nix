@@ -50,9 +50,11 @@
       description = "PostgreSQL of the suite; only the database clients of the catalog get its credentials";
       type = "postgresql";
       version = "16-latest";
+      # No `storageClass`: the current reference marks it configurable only behind
+      # a feature flag (its example says `nvme`, older pages `ssd`), so the platform
+      # default applies.
       billing = {
         deploymentPlan = "nf-compute-20";
-        storageClass = "ssd";
         storage = 4096;
         replicas = 1;
       };

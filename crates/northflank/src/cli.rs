@@ -16,6 +16,8 @@ use crate::error::Error;
 pub struct Cli {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub connection: Connection,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,9 +35,27 @@ pub struct Target {
     /// Northflank's id of the template [default: derived from the template's name].
     #[arg(long, env = "NORTHFLANK_TEMPLATE_ID", global = true)]
     pub template_id: Option<String>,
+}
+
+/// Where Northflank's API is and how requests to it are retried.
+#[derive(Debug, Args)]
+pub struct Connection {
     /// Base URL of Northflank's API.
     #[arg(long, env = "NORTHFLANK_API_URL", default_value = DEFAULT_API_URL, global = true)]
     pub api_url: String,
+    /// Retries of a request that failed transiently (HTTP 429 or 5xx, no answer).
+    #[arg(long, env = "NORTHFLANK_RETRIES", default_value_t = 5, global = true)]
+    pub retries: u32,
+    /// Wait before the first retry, doubled for each further one; a `Retry-After`
+    /// header (or, on a 429, `x-ratelimit-reset`) replaces it.
+    #[arg(long, env = "NORTHFLANK_RETRY_DELAY", default_value = "2s", value_parser = duration, global = true)]
+    pub retry_delay: Duration,
+    /// The most time spent waiting to retry one request.
+    #[arg(long, env = "NORTHFLANK_RETRY_BUDGET", default_value = "5m", value_parser = duration, global = true)]
+    pub retry_budget: Duration,
+    /// Time limit of one HTTP request.
+    #[arg(long, env = "NORTHFLANK_REQUEST_TIMEOUT", default_value = "60s", value_parser = duration, global = true)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::retry::GiveUp;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("NORTHFLANK_TOKEN is not set: export a Northflank API token (never commit it)")]
@@ -36,12 +38,21 @@ pub enum Error {
     BadDuration(String),
 
     #[error(
-        "Northflank rejected the token (HTTP {status}) on {method} {path}: check that NORTHFLANK_TOKEN is a valid API token with the Templates permissions"
+        "Northflank rejected the token (HTTP 401) on {method} {path}: {message}; check that NORTHFLANK_TOKEN is a valid, unexpired API token"
     )]
     Unauthorized {
         method: &'static str,
         path: String,
-        status: u16,
+        message: String,
+    },
+
+    #[error(
+        "Northflank refused {method} {path} (HTTP 403): {message}; the API token's role lacks a permission this call needs (README, Northflank: Setup)"
+    )]
+    Forbidden {
+        method: &'static str,
+        path: String,
+        message: String,
     },
 
     #[error("Northflank answered {method} {path} with HTTP {status}: {message}")]
@@ -54,6 +65,13 @@ pub enum Error {
 
     #[error("cannot reach Northflank at {url}: {reason}")]
     Http { url: String, reason: String },
+
+    #[error("{last} (gave up after {attempts} attempts: {why})")]
+    GaveUp {
+        attempts: u32,
+        why: GiveUp,
+        last: Box<Error>,
+    },
 
     #[error("unexpected answer to {method} {path}: {reason}")]
     UnexpectedResponse {
@@ -70,14 +88,36 @@ pub enum Error {
     },
 
     #[error(
-        "timed out after {}s waiting for template run {run} (last status `{status}`); it may still be running in Northflank",
-        .waited.as_secs()
+        "timed out after {}s waiting for template run {run} (last status `{status}`); {}",
+        .waited.as_secs(),
+        abort_sentence(.abort_failed.as_deref())
     )]
     Timeout {
         run: String,
         status: String,
         waited: Duration,
+        /// Why the run could not be aborted, if it could not.
+        abort_failed: Option<String>,
     },
+
+    #[error(
+        "lost track of template run {run}: {cause}; {}",
+        abort_sentence(.abort_failed.as_deref())
+    )]
+    LostRun {
+        run: String,
+        cause: Box<Error>,
+        abort_failed: Option<String>,
+    },
+}
+
+fn abort_sentence(abort_failed: Option<&str>) -> String {
+    match abort_failed {
+        None => "the run was aborted, so the next deploy does not queue behind it".to_owned(),
+        Some(reason) => format!(
+            "aborting the run failed ({reason}): abort it in Northflank, or the next deploy queues behind it"
+        ),
+    }
 }
 
 fn failed_nodes_sentence(failed: &[String]) -> String {

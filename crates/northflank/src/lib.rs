@@ -5,17 +5,18 @@ pub mod api;
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod retry;
 pub mod template;
+pub mod wire;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use serde_json::Value;
-
-use crate::api::{Client, Run};
+use crate::api::Client;
 use crate::cli::{Cli, Command, Deploy};
 use crate::error::Error;
 use crate::template::Template;
+use crate::wire::{Run, RunNode, RunStatus};
 
 /// How a successful command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Error> {
         .template_id
         .clone()
         .unwrap_or_else(|| template.default_id());
-    let client = Client::new(&cli.target.api_url, token.trim())?;
+    let client = Client::new(&cli.connection, token.trim())?;
     match cli.command {
         Command::Plan => plan(&client, &template, &id).await,
         Command::Deploy(options) => deploy(&client, &template, &id, &options).await,
@@ -57,7 +58,7 @@ async fn plan(client: &Client, template: &Template, id: &str) -> Result<Outcome,
         println!("Template `{id}` does not exist in Northflank; deploy will create it.");
         return Ok(Outcome::Differs);
     };
-    let changes = diff::diff(&template::content(&deployed), &template.content());
+    let changes = diff::diff(&deployed.content(), &template.content());
     if changes.is_empty() {
         println!("Template `{id}`: no differences between Northflank and the rendered template.");
         Ok(Outcome::Done)
@@ -83,95 +84,100 @@ async fn deploy(
         println!("Template `{id}`: not updated (--skip-update).");
         id.to_owned()
     } else {
-        match client.get_template(id).await? {
-            None => {
-                let created = client.create_template(&template.value).await?;
-                println!("Template `{created}`: created.");
-                created
-            }
-            Some(deployed) => {
-                let changes = diff::diff(&template::content(&deployed), &template.content());
-                if changes.is_empty() {
-                    println!("Template `{id}`: unchanged.");
-                } else {
-                    client.update_template(id, &template.value).await?;
-                    println!(
-                        "Template `{id}`: updated ({} difference(s)).",
-                        changes.len()
-                    );
-                }
-                id.to_owned()
-            }
-        }
+        put_template(client, template, id).await?
     };
-    let mut run = client.run_template(&id, &arguments).await?;
+    let run = client.run_template(&id, &arguments).await?;
     let names: Vec<&str> = arguments.keys().map(String::as_str).collect();
     println!("Run {}: started with {}.", run.id, names.join(", "));
     println!("Run {}: {}", run.id, run.status);
-    let started = Instant::now();
-    while !run.is_over() {
-        let waited = started.elapsed();
-        if waited >= options.timeout {
-            return Err(Error::Timeout {
-                run: run.id,
-                status: run.status,
-                waited,
-            });
-        }
-        tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
-        let next = client.get_run(&id, &run.id).await?;
-        if next.status != run.status {
-            println!("Run {}: {}", next.id, next.status);
-        }
-        run = next;
-    }
-    if run.status == "success" {
+    let run = wait_for(client, &id, run, options).await?;
+    if run.status == RunStatus::Success {
         println!("Run {}: succeeded.", run.id);
         Ok(Outcome::Done)
     } else {
         let failed = failed_nodes(&run);
         Err(Error::RunFailed {
             run: run.id,
-            status: run.status,
+            status: run.status.to_string(),
             failed,
         })
     }
 }
 
-/// The innermost nodes of a run whose status says they failed, as
+/// Creates the template, or updates it when it differs; returns its id.
+async fn put_template(client: &Client, template: &Template, id: &str) -> Result<String, Error> {
+    let Some(deployed) = client.get_template(id).await? else {
+        let created = client.create_template(&template.value).await?;
+        println!("Template `{created}`: created.");
+        return Ok(created);
+    };
+    let changes = diff::diff(&deployed.content(), &template.content());
+    if changes.is_empty() {
+        println!("Template `{id}`: unchanged.");
+    } else {
+        client.update_template(id, &template.value).await?;
+        println!(
+            "Template `{id}`: updated ({} difference(s)).",
+            changes.len()
+        );
+    }
+    Ok(id.to_owned())
+}
+
+/// Polls the run until it is over. A run this deploy stops waiting for (at the
+/// timeout, or when Northflank stops answering) is aborted, so that with the
+/// `queue` concurrency policy the next deploy does not wait behind it.
+async fn wait_for(client: &Client, id: &str, mut run: Run, options: &Deploy) -> Result<Run, Error> {
+    let started = Instant::now();
+    while !run.is_over() {
+        let waited = started.elapsed();
+        if waited >= options.timeout {
+            println!("Run {}: timed out.", run.id);
+            let abort_failed = abort(client, id, &run.id).await;
+            return Err(Error::Timeout {
+                run: run.id,
+                status: run.status.to_string(),
+                waited,
+                abort_failed,
+            });
+        }
+        tokio::time::sleep(options.poll_interval.min(options.timeout - waited)).await;
+        let next = match client.get_run(id, &run.id).await {
+            Ok(next) => next,
+            Err(cause) => {
+                let abort_failed = abort(client, id, &run.id).await;
+                return Err(Error::LostRun {
+                    run: run.id,
+                    cause: Box::new(cause),
+                    abort_failed,
+                });
+            }
+        };
+        if next.status != run.status {
+            println!("Run {}: {}", next.id, next.status);
+        }
+        run = next;
+    }
+    Ok(run)
+}
+
+/// Aborts the run; why it could not, if it could not.
+async fn abort(client: &Client, id: &str, run: &str) -> Option<String> {
+    println!("Run {run}: aborting it.");
+    client.abort_run(id, run).await.err().map(|e| e.to_string())
+}
+
+/// The innermost nodes of a run that Northflank marks failed, as
 /// `Kind \`ref\`: message`. Workflows fail with their steps, so a workflow is
 /// named only when none of its steps is.
 fn failed_nodes(run: &Run) -> Vec<String> {
-    fn visit(node: &Value, out: &mut Vec<String>) {
+    fn visit(node: &RunNode, out: &mut Vec<String>) {
         let before = out.len();
-        if let Some(steps) = node.pointer("/spec/steps").and_then(Value::as_array) {
-            for step in steps {
-                visit(step, out);
-            }
+        for step in node.steps() {
+            visit(step, out);
         }
-        let failed = node
-            .get("status")
-            .and_then(Value::as_str)
-            .is_some_and(|s| matches!(s, "failure" | "failed" | "error" | "aborted"));
-        if failed && out.len() == before {
-            let kind = node.get("kind").and_then(Value::as_str).unwrap_or("node");
-            let name = node
-                .get("ref")
-                .or_else(|| node.pointer("/spec/name"))
-                .and_then(Value::as_str)
-                .unwrap_or("(no ref)");
-            let message = [
-                "/message",
-                "/error/message",
-                "/error",
-                "/response/error/message",
-            ]
-            .iter()
-            .find_map(|p| node.pointer(p).and_then(Value::as_str));
-            out.push(match message {
-                Some(m) => format!("{kind} `{name}`: {m}"),
-                None => format!("{kind} `{name}`"),
-            });
+        if node.failed() && out.len() == before {
+            out.push(node.describe());
         }
     }
     let mut out = Vec::new();

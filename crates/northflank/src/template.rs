@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::wire::StoredTemplate;
 
 /// Top-level fields that make up the template's content; the rest (id,
 /// timestamps, GitOps link) is bookkeeping Northflank adds.
@@ -120,23 +121,31 @@ impl Template {
 
     /// The content to compare with what Northflank has.
     pub fn content(&self) -> Value {
-        content(&self.value)
+        let fields = self.value.as_object().cloned().unwrap_or_default();
+        content(&fields, None)
     }
 }
 
-/// The content fields of a template as Northflank returns it, normalised to the
-/// shape of the file: Northflank reports `concurrencyPolicy` beside `options`.
-pub fn content(template: &Value) -> Value {
+impl StoredTemplate {
+    /// The content fields of the template Northflank holds, in the shape of the file.
+    pub fn content(&self) -> Value {
+        content(&self.fields, self.concurrency_policy.as_deref())
+    }
+}
+
+/// The content fields, with a `concurrencyPolicy` reported beside `options` put
+/// back inside, where the file has it.
+fn content(fields: &Map<String, Value>, concurrency_policy: Option<&str>) -> Value {
     let mut object: Map<String, Value> = CONTENT
         .iter()
-        .filter_map(|key| template.get(*key).map(|v| ((*key).to_owned(), v.clone())))
+        .filter_map(|key| fields.get(*key).map(|v| ((*key).to_owned(), v.clone())))
         .collect();
-    if let Some(policy) = template.get("concurrencyPolicy")
+    if let Some(policy) = concurrency_policy
         && let Some(Value::Object(options)) = object.get_mut("options")
     {
         options
             .entry("concurrencyPolicy")
-            .or_insert_with(|| policy.clone());
+            .or_insert_with(|| Value::from(policy));
     }
     Value::Object(object)
 }

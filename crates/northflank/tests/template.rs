@@ -100,6 +100,21 @@ fn the_database_has_tls_and_no_external_access() {
 }
 
 #[test]
+fn the_database_storage_class_is_the_platforms_default() {
+    // Northflank's reference marks `billing.storageClass` as configurable only behind
+    // a feature flag; `ssd` is from older documentation. Without the flag a value is
+    // at best ignored, so the template leaves it out.
+    let t = template();
+    let all = nodes(&t);
+    let billing = &node(&all, "Addon", "database")["spec"]["billing"];
+    assert!(billing.get("storageClass").is_none(), "{billing}");
+    assert!(
+        billing["storage"].as_u64().is_some_and(|mb| mb >= 1024),
+        "{billing}"
+    );
+}
+
+#[test]
 fn the_connection_is_restricted_to_the_database_clients() {
     let t = template();
     let c = catalog();
