@@ -35,8 +35,9 @@ in {
           source_code_hash = tf "filebase64sha256(var.migration_lambda_zip)";
           memory_size = job.memory;
           timeout = 300;
-          # Two concurrent runs would race on the migrations table.
-          reserved_concurrent_executions = 1;
+          # No reserved concurrency: reserving any fails on accounts whose
+          # concurrency quota is 10 (the unreserved pool may not drop below
+          # 10), and the migrations' advisory lock already serialises runs.
           kms_key_arn = tf "aws_kms_key.database.arn";
           tracing_config.mode = "Active";
           logging_config = {

@@ -173,10 +173,10 @@
         "lambda:AddPermission"
         "lambda:CreateFunction"
         "lambda:DeleteFunction"
+        # Drops the reserved concurrency that earlier renders set.
         "lambda:DeleteFunctionConcurrency"
         "lambda:InvokeFunction"
         "lambda:PublishVersion"
-        "lambda:PutFunctionConcurrency"
         "lambda:RemovePermission"
         "lambda:TagResource"
         "lambda:UntagResource"

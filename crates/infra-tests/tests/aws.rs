@@ -537,7 +537,12 @@ fn migration_function_is_private_and_uses_tls() {
         let function = plan.values("aws_lambda_function.migration");
         assert_eq!(function["runtime"], "provided.al2023");
         assert_eq!(function["handler"], "bootstrap");
-        assert_eq!(function["reserved_concurrent_executions"], 1);
+        // -1: unreserved. Reserving any concurrency fails on new accounts
+        // (quota 10, the unreserved minimum); the advisory lock serialises runs.
+        assert_eq!(
+            function["reserved_concurrent_executions"], -1,
+            "{env}: the migration function reserves concurrency"
+        );
         assert_eq!(function["architectures"][0], "x86_64");
         // The variables hold ARNs known only after apply: read the render.
         let render = render(&render_path(env));
