@@ -221,6 +221,8 @@
         "kms:Encrypt"
         "kms:GenerateDataKey"
         "kms:PutKeyPolicy"
+        # Deleting a KMS-encrypted ECR repository retires the grant ECR holds.
+        "kms:RetireGrant"
         "kms:ScheduleKeyDeletion"
         "kms:TagResource"
         "kms:UntagResource"

@@ -579,6 +579,7 @@ pub fn checkov_plan(plan_file: &Path) -> Vec<Finding> {
 /// `moto_server.py` (moto's server plus the tagging calls moto lacks).
 pub struct Moto {
     child: Child,
+    python: PathBuf,
     pub endpoint: String,
 }
 
@@ -624,8 +625,25 @@ impl Moto {
         }
         Moto {
             child,
+            python,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
+    }
+
+    /// Pushes a stand-in image (a small OCI manifest) into the ECR repository
+    /// `repository` through the ECR API, with `moto_put_image.py`.
+    pub fn put_image(&self, region: &str, repository: &str, tag: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto_put_image.py");
+        let output = Command::new(&self.python)
+            .arg(&script)
+            .args([self.endpoint.as_str(), region, repository, tag])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.python.display()));
+        assert!(
+            output.status.success(),
+            "pushing a stand-in image to {repository} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 

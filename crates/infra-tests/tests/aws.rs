@@ -437,7 +437,16 @@ fn images_are_immutable_and_scanned() {
         let plan = plan(env);
         let repositories = plan.of_type("aws_ecr_repository");
         assert_eq!(repositories.len(), services.len() + jobs.len(), "{env}");
+        // A destroyable environment (its database unprotected) loses its
+        // images with it; a protected one keeps them (a destroy fails).
+        let destroyable = plan.values("aws_db_instance.main")["deletion_protection"] == false;
+        assert_eq!(destroyable, env == "staging", "{env}: which environment is disposable");
         for repo in repositories {
+            assert_eq!(
+                repo.values["force_delete"], destroyable,
+                "{env}: {} force_delete",
+                repo.address
+            );
             assert_eq!(repo.values["image_tag_mutability"], "IMMUTABLE", "{env}");
             assert_eq!(
                 repo.values["image_scanning_configuration"][0]["scan_on_push"], true,
@@ -666,8 +675,9 @@ fn checkov_finds_nothing_unexplained() {
 }
 
 /// Apply and destroy staging against moto on loopback. Proves the plan is
-/// applyable resource by resource and the graph destroys cleanly; see the
-/// README for what moto does not check.
+/// applyable resource by resource and the graph destroys cleanly, also once
+/// images exist in its repositories; see the README for what moto does not
+/// check.
 #[test]
 fn staging_applies_and_destroys_on_moto() {
     let moto = Moto::start();
@@ -721,6 +731,12 @@ fn staging_applies_and_destroys_on_moto() {
             "{}",
             role["address"]
         );
+    }
+
+    // Images in every repository, pushed through the ECR API as a deploy
+    // does: a repository that holds images is deleted only when forced.
+    for name in services.iter().chain(&jobs) {
+        moto.put_image("us-east-1", &format!("staging/{name}"), "stand-in");
     }
 
     workspace.terraform(&["destroy", "-auto-approve", "-input=false"]);
