@@ -32,7 +32,6 @@ in {
       (allow "WriteLogs" [
         "logs:CreateLogGroup"
         "logs:CreateLogStream"
-        "logs:DescribeLogGroups"
         "logs:DescribeLogStreams"
         "logs:PutLogEvents"
       ] (n.arn "logs" "log-group:*"))

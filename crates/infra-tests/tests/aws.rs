@@ -440,7 +440,11 @@ fn images_are_immutable_and_scanned() {
         // A destroyable environment (its database unprotected) loses its
         // images with it; a protected one keeps them (a destroy fails).
         let destroyable = plan.values("aws_db_instance.main")["deletion_protection"] == false;
-        assert_eq!(destroyable, env == "staging", "{env}: which environment is disposable");
+        assert_eq!(
+            destroyable,
+            env == "staging",
+            "{env}: which environment is disposable"
+        );
         for repo in repositories {
             assert_eq!(
                 repo.values["force_delete"], destroyable,
