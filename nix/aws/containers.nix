@@ -38,7 +38,9 @@
       PGHOST = tf "aws_db_instance.main.address";
       PGPORT = toString db.port;
       PGDATABASE = db.name;
-      PGSSLMODE = "require";
+      # Authenticate the server: the RDS CA bundle ships in the images.
+      PGSSLMODE = "verify-full";
+      PGSSLROOTCERT = db.caBundle.imagePath;
     };
 
   containerDefinition = s: {

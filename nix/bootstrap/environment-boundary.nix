@@ -48,8 +48,6 @@ in {
         "ec2:DescribeSubnets"
         "ec2:UnassignPrivateIpAddresses"
       ])
-      # The migration function's traces.
-      (allowInRegion "Traces" ["xray:PutTelemetryRecords" "xray:PutTraceSegments"])
     ];
   };
 }
