@@ -9,7 +9,7 @@ use infra_tests::{
     string_list as list,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 const REPOSITORY: &str = "example-org/iac-experiment";
@@ -533,27 +533,20 @@ fn the_deploy_role_may_write_the_state_of_both_environments() {
     }
 }
 
+/// The plan role (pull requests) writes nothing, not even the state lock
+/// file: a pull request could otherwise hold the lock and stall deploys.
 #[test]
-fn the_plan_role_only_reads_and_writes_lock_files() {
+fn the_plan_role_only_reads() {
     for statement in role_statements("plan") {
         assert_eq!(statement["Effect"], "Allow");
         for action in list(&statement["Action"]) {
             let verb = action.split_once(':').unwrap().1;
-            let reads = ["Describe", "Get", "List"]
-                .iter()
-                .any(|read| verb.starts_with(read));
-            if !reads {
-                assert!(
-                    ["s3:PutObject", "s3:DeleteObject"].contains(&action.as_str()),
-                    "plan role may `{action}`"
-                );
-                assert!(
-                    list(&statement["Resource"])
-                        .iter()
-                        .all(|r| r.ends_with("/terraform.tfstate.tflock")),
-                    "plan role writes only lock files: {statement}"
-                );
-            }
+            assert!(
+                ["Describe", "Get", "List"]
+                    .iter()
+                    .any(|read| verb.starts_with(read)),
+                "plan role may `{action}`: {statement}"
+            );
             assert!(action != "secretsmanager:GetSecretValue" && action != "s3:GetObject*");
         }
     }
@@ -876,4 +869,87 @@ fn deploy_role_statements_outside_iam_are_scoped_to_the_project() {
         stale.is_empty(),
         "allow-list entries no longer needed: {stale:?}"
     );
+}
+
+/// The printed `github_settings` commands, run with Terraform's
+/// interpolations filled in and a stand-in `gh` on PATH that answers
+/// `gh api user` and records every other call with its JSON input: what
+/// each environment is created with.
+fn environments_created_by_the_printed_setup() -> BTreeMap<String, Value> {
+    let mut script = render(render_path())["output"]["github_settings"]["value"]
+        .as_str()
+        .expect("output github_settings")
+        .to_owned();
+    while let Some(start) = script.find("${") {
+        let end = start + script[start..].find('}').expect("a closed interpolation");
+        script.replace_range(start..=end, "example");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gh.log");
+    let gh = dir.path().join("gh");
+    std::fs::write(
+        &gh,
+        "#!/bin/sh\n\
+         if [ \"$1 $2\" = 'api user' ]; then echo 4242; exit 0; fi\n\
+         printf 'CALL %s\\n' \"$*\" >> \"$GH_LOG\"\n\
+         case \" $* \" in *' --input - '*) cat >> \"$GH_LOG\"; printf '\\n' >> \"$GH_LOG\";; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = std::process::Command::new("bash")
+        .args(["--noprofile", "--norc", "-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("GH_LOG", &log)
+        .status()
+        .expect("run bash");
+    assert!(status.success(), "the printed setup failed:\n{script}");
+
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let mut created = BTreeMap::new();
+    let mut lines = calls.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(call) = line.strip_prefix("CALL api --method PUT repos/example/environments/")
+        else {
+            continue;
+        };
+        let (env, input) = match call.split_once(' ') {
+            Some((env, "--input -")) => {
+                let body = lines.next().expect("the JSON input");
+                (env, serde_json::from_str(body).expect("the input is JSON"))
+            }
+            _ => (call, json!({})),
+        };
+        created.insert(env.to_owned(), input);
+    }
+    created
+}
+
+/// Production waits for a required reviewer (whoever runs the setup); staging
+/// deploys without one. Both deploy from main only.
+#[test]
+fn the_printed_setup_gates_production_behind_a_reviewer() {
+    let created = environments_created_by_the_printed_setup();
+    assert_eq!(
+        created.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["northflank-plan", "production", "staging"]
+    );
+    assert_eq!(
+        created["production"]["reviewers"],
+        json!([{"type": "User", "id": 4242}]),
+        "production needs a required reviewer: {}",
+        created["production"]
+    );
+    assert_eq!(created["staging"]["reviewers"], json!([]));
+    for env in ENVIRONMENTS {
+        assert_eq!(
+            created[env]["deployment_branch_policy"],
+            json!({"protected_branches": false, "custom_branch_policies": true}),
+            "{env}: custom branch policies (main only)"
+        );
+    }
 }
