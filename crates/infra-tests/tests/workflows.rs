@@ -801,3 +801,36 @@ fn the_bootstrap_sets_up_what_the_workflows_read() {
         BTreeSet::from(["northflank-plan", "production", "staging"].map(String::from))
     );
 }
+
+/// A job that can mint an OIDC token (`id-token: write`, to assume an AWS
+/// role) installs upstream Nix without logging in to FlakeHub: the Nix
+/// installer action's default (`determinate: true`) installs Determinate Nix
+/// and uses the job's OIDC token for FlakeHub.
+#[test]
+fn deploy_jobs_holding_an_oidc_token_install_nix_without_flakehub() {
+    let deploy = workflow("deploy.yml");
+    let mut checked = 0;
+    for (name, job) in jobs(&deploy) {
+        if job["permissions"]["id-token"] != "write" {
+            continue;
+        }
+        for step in steps(job)
+            .iter()
+            .filter(|s| uses(s).starts_with("DeterminateSystems/nix-installer-action@"))
+        {
+            assert_eq!(
+                step["with"]["determinate"],
+                Value::Bool(false),
+                "deploy.yml: job {name}: the Nix installer must not log in to FlakeHub"
+            );
+            checked += 1;
+        }
+        for step in steps(job)
+            .iter()
+            .filter(|s| uses(s).starts_with("DeterminateSystems/magic-nix-cache-action@"))
+        {
+            assert_eq!(step["with"]["use-flakehub"], Value::Bool(false), "{name}");
+        }
+    }
+    assert_eq!(checked, 2, "staging and production install Nix");
+}
