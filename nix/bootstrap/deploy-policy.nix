@@ -307,7 +307,6 @@
           "kms:Encrypt"
           "kms:GenerateDataKey"
           "kms:PutKeyPolicy"
-          # Deleting a KMS-encrypted ECR repository retires the grant ECR holds.
           "kms:RetireGrant"
           "kms:ScheduleKeyDeletion"
           "kms:TagResource"
@@ -315,10 +314,16 @@
           "kms:UpdateAlias"
           "kms:UpdateKeyDescription"
         ] keys))
-        # RDS, ECR and Lambda create grants on the keys for their resources.
+        # RDS creates grants on the project's keys for its resources.
         (lib.recursiveUpdate (onOwn (allow "KeyGrants" "kms:CreateGrant" keys)) {
           Condition.Bool."kms:GrantIsForAWSResource" = "true";
         })
+        # ECR encrypts the repositories with its AWS managed key (aws/ecr),
+        # which carries no Project tag: it creates a grant when a repository is
+        # created and retires it when the repository is deleted, only through
+        # ECR on the caller's behalf (for repositories scoped above).
+        (when {StringEquals."kms:ViaService" = "ecr.${n.region}.amazonaws.com";}
+          (allow "EcrRepositoryKeyGrants" ["kms:CreateGrant" "kms:RetireGrant"] keys))
         (allow "KeyAliases" ["kms:CreateAlias" "kms:DeleteAlias" "kms:UpdateAlias"]
           (underEnvironments (env: n.arn "kms" "alias/${env}/*")))
       ]

@@ -762,6 +762,14 @@ const UNSCOPED: &[(&str, &str)] = &[
     ),
     ("route53:GetChange", "a change id has no owner or tags"),
     (
+        "kms:CreateGrant",
+        "ECR's grant on its AWS managed key (untagged) for a new repository, only via ECR (kms:ViaService)",
+    ),
+    (
+        "kms:RetireGrant",
+        "retires ECR's grant on its AWS managed key when a repository is deleted, only via ECR (kms:ViaService)",
+    ),
+    (
         "secretsmanager:CreateSecret",
         "RDS creates its master secret (rds!…) with the caller's permissions and its own tags",
     ),
@@ -952,4 +960,34 @@ fn the_printed_setup_gates_production_behind_a_reviewer() {
             "{env}: custom branch policies (main only)"
         );
     }
+}
+
+/// Deleting a KMS-encrypted ECR repository retires the grant ECR holds on its
+/// AWS managed key (aws/ecr), which carries no Project tag: the deploy role
+/// may retire it through ECR, or a staging destroy fails.
+#[test]
+fn the_deploy_role_can_delete_encrypted_repositories() {
+    let statements: Vec<Value> = role_statements("deploy")
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert!(
+        statements
+            .iter()
+            .any(|s| list(&s["Action"]).contains(&"ecr:DeleteRepository".to_owned()))
+    );
+    let retire = statements
+        .iter()
+        .find(|s| {
+            list(&s["Action"]).contains(&"kms:RetireGrant".to_owned())
+                && s["Condition"]["StringEquals"]
+                    .get("aws:ResourceTag/Project")
+                    .is_none()
+        })
+        .expect("kms:RetireGrant on ECR's untagged AWS managed key");
+    assert_eq!(
+        retire["Condition"]["StringEquals"]["kms:ViaService"],
+        format!("ecr.{REGION}.amazonaws.com"),
+        "only ECR retires grants on the caller's behalf: {retire}"
+    );
 }
