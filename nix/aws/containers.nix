@@ -38,7 +38,9 @@
       PGHOST = tf "aws_db_instance.main.address";
       PGPORT = toString db.port;
       PGDATABASE = db.name;
-      PGSSLMODE = "require";
+      # Authenticate the server: the RDS CA bundle ships in the images.
+      PGSSLMODE = "verify-full";
+      PGSSLROOTCERT = db.caBundle.imagePath;
     };
 
   containerDefinition = s: {
@@ -85,6 +87,15 @@
   perService = f: lib.mapAttrs' (_: f) catalog.services;
 in {
   options.containers = {
+    keepImagesOnDestroy = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Keep the ECR repositories' images: a destroy fails while a repository holds
+        any. False (`force_delete`) for a disposable environment, so it can be
+        destroyed without a manual step.
+      '';
+    };
     autoscale = lib.mkOption {
       type = lib.types.bool;
       default = true;
@@ -106,6 +117,9 @@ in {
           image_tag_mutability = "IMMUTABLE";
           image_scanning_configuration.scan_on_push = true;
           encryption_configuration.encryption_type = "KMS";
+          # Deleting a repository that holds images fails unless forced: a
+          # destroyable environment drops its images with it.
+          force_delete = !cfg.keepImagesOnDestroy;
         })
         catalog.workloads;
 

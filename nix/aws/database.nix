@@ -69,6 +69,30 @@ in {
       type = lib.types.bool;
       description = "Refuse to delete the instance; also keeps a final snapshot on deletion.";
     };
+    caBundle = {
+      file = lib.mkOption {
+        type = lib.types.path;
+        default = ./rds-ca-bundle.pem;
+        readOnly = true;
+        description = ''
+          The RDS certificate authorities (every region's RSA2048/RSA4096/ECC384 G1
+          roots), which the clients verify the server against (`verify-full`).
+          The images (nix/images.nix) and the Lambda zip (nix/lambda.nix) carry it.
+        '';
+      };
+      imagePath = lib.mkOption {
+        type = lib.types.str;
+        default = "/etc/ssl/certs/rds-ca-bundle.pem";
+        readOnly = true;
+        description = "Where the images hold `file` (PGSSLROOTCERT of the tasks).";
+      };
+      lambdaPath = lib.mkOption {
+        type = lib.types.str;
+        default = "/var/task/rds-ca-bundle.pem";
+        readOnly = true;
+        description = "Where the function finds `file`: the zip's root, unpacked in /var/task.";
+      };
+    };
     backupRetentionDays = lib.mkOption {
       type = lib.types.ints.between 1 35;
       default = 7;
@@ -84,8 +108,10 @@ in {
         subnet_ids = map (l: tf "aws_subnet.private_${l}.id") letters;
       };
 
+      # A prefix, not a name: a family change creates the new group before
+      # the old one goes (create_before_destroy), and two cannot share a name.
       aws_db_parameter_group.main = {
-        name = name "postgres16";
+        name_prefix = name "postgres16-";
         family = "postgres16";
         description = "TLS only; slow and DDL statements logged";
         parameter = [

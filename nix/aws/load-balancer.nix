@@ -28,10 +28,10 @@
     then lib.stringLength a.route > lib.stringLength b.route
     else a.name < b.name) (lib.filter (s: !s.isDefaultRoute) services);
 
-  targetGroupName = s: let
-    tgName = name s.name;
-  in
-    lib.throwIf (lib.stringLength tgName > 32) "target group name ${tgName} exceeds AWS's 32 characters" tgName;
+  # Target groups are named by a prefix (AWS allows 6 characters) plus a
+  # suffix Terraform picks, so a replacement (a port change) is created
+  # before the old group goes: a fixed name would collide (ResourceInUse).
+  targetGroupPrefix = s: "${lib.substring 0 1 env.name}${lib.substring 0 4 s.name}-";
 
   forwardTo = service: {
     type = "forward";
@@ -141,12 +141,13 @@ in {
 
         aws_lb_target_group = lib.mapAttrs (_: s:
           {
-            name = targetGroupName s;
+            name_prefix = targetGroupPrefix s;
             inherit (s) port;
             protocol = "HTTP";
             target_type = "ip"; # Fargate tasks (awsvpc)
             vpc_id = tf "aws_vpc.main.id";
             deregistration_delay = 30;
+            lifecycle.create_before_destroy = true;
             health_check = {
               enabled = true;
               path = s.health;

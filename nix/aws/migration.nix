@@ -35,10 +35,15 @@ in {
           source_code_hash = tf "filebase64sha256(var.migration_lambda_zip)";
           memory_size = job.memory;
           timeout = 300;
-          # Two concurrent runs would race on the migrations table.
-          reserved_concurrent_executions = 1;
-          kms_key_arn = tf "aws_kms_key.database.arn";
-          tracing_config.mode = "Active";
+          # No reserved concurrency: reserving any fails on accounts whose
+          # concurrency quota is 10 (the unreserved pool may not drop below
+          # 10), and the migrations' advisory lock already serialises runs.
+          # No customer-managed key for the environment: it holds no secret
+          # (DB_SECRET_ARN is an ARN), and the read-only plan role could not
+          # decrypt it, so every pull request's plan would show it changed.
+          # No active tracing: the function emits no segments of its own, and
+          # its security group has no path to X-Ray.
+          tracing_config.mode = "PassThrough";
           logging_config = {
             log_format = "Text";
             log_group = tf "aws_cloudwatch_log_group.migration.name";
@@ -54,7 +59,9 @@ in {
               PGHOST = tf "aws_db_instance.main.address";
               PGPORT = toString config.database.port;
               PGDATABASE = config.database.name;
-              PGSSLMODE = "require";
+              # Authenticate the server: the RDS CA bundle ships in the zip.
+              PGSSLMODE = "verify-full";
+              PGSSLROOTCERT = config.database.caBundle.lambdaPath;
             }
             // job.env;
           depends_on = ["aws_iam_role_policy_attachment.migration_vpc_access" "aws_iam_role_policy.migration"];
@@ -84,8 +91,6 @@ in {
           (h.allow "secretsmanager:GetSecretValue" secretArn)
           (h.allow "kms:Decrypt" (tf "aws_kms_key.database.arn"))
           (h.allow ["logs:CreateLogStream" "logs:PutLogEvents"] "${tf "aws_cloudwatch_log_group.migration.arn"}:*")
-          # X-Ray accepts trace segments on `*` only.
-          (h.allow ["xray:PutTraceSegments" "xray:PutTelemetryRecords"] "*")
         ];
       };
 

@@ -32,7 +32,6 @@ in {
       (allow "WriteLogs" [
         "logs:CreateLogGroup"
         "logs:CreateLogStream"
-        "logs:DescribeLogGroups"
         "logs:DescribeLogStreams"
         "logs:PutLogEvents"
       ] (n.arn "logs" "log-group:*"))
@@ -49,8 +48,6 @@ in {
         "ec2:DescribeSubnets"
         "ec2:UnassignPrivateIpAddresses"
       ])
-      # The migration function's traces.
-      (allowInRegion "Traces" ["xray:PutTelemetryRecords" "xray:PutTraceSegments"])
     ];
   };
 }

@@ -6,6 +6,11 @@ let
 in {
   inherit account region;
 
+  # The `Project` tag every resource of the environments carries (nix/aws's
+  # provider `default_tags`); the deploy role's statements outside IAM require
+  # it on what they change, or in the request that creates it.
+  project = "\${var.name}";
+
   # The GitHub environments that deploy, and the prefix of everything each one
   # names in AWS (IAM roles and policies, Lambda functions, ECR repositories).
   environments = ["production" "staging"];

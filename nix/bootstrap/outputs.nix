@@ -2,11 +2,15 @@
 let
   repo = "\${var.github_repository}";
   # GitHub CLI commands: the environments (staging and production deploy from
-  # main only, so no other branch can obtain their OIDC subject) and the
+  # main only, so no other branch can obtain their OIDC subject; production
+  # waits for a required reviewer, first whoever runs these) and the
   # repository variables the workflows read.
   setup = ''
+    reviewer=$(gh api user --jq .id)
     for env in staging production; do
-      echo '{"deployment_branch_policy":{"protected_branches":false,"custom_branch_policies":true}}' |
+      reviewers='[]'
+      if [ "$env" = production ]; then reviewers="[{\"type\":\"User\",\"id\":$reviewer}]"; fi
+      echo "{\"reviewers\":$reviewers,\"deployment_branch_policy\":{\"protected_branches\":false,\"custom_branch_policies\":true}}" |
         gh api --method PUT "repos/${repo}/environments/$env" --input -
       gh api --method POST "repos/${repo}/environments/$env/deployment-branch-policies" -f name=main
     done

@@ -1,6 +1,8 @@
 # Read-only access to what the environments contain, for `terraform plan`
 # (refresh) by both roles. Reads metadata only: no secret values, no object data.
-# The plan role also reads the state and may write lock files.
+# The plan role also reads the state, and writes nothing: not even the lock
+# file, so a pull request can never hold the lock a deploy needs
+# (`nix run .#plan-aws` plans with -lock=false).
 let
   n = import ./names.nix;
   bucketArn = "arn:aws:s3:::${n.bucket}";
@@ -99,7 +101,7 @@ in {
     };
 
     aws_iam_role_policy.plan_state = {
-      name = "state-read-lock";
+      name = "state-read";
       role = "\${aws_iam_role.plan.id}";
       policy = n.policy [
         {
@@ -113,12 +115,6 @@ in {
           Effect = "Allow";
           Action = "s3:GetObject";
           Resource = map (env: "${bucketArn}/${env}/terraform.tfstate") n.environments;
-        }
-        {
-          Sid = "WriteLockFiles";
-          Effect = "Allow";
-          Action = ["s3:GetObject" "s3:PutObject" "s3:DeleteObject"];
-          Resource = map (env: "${bucketArn}/${env}/terraform.tfstate.tflock") n.environments;
         }
       ];
     };

@@ -16,6 +16,11 @@ use std::sync::OnceLock;
 
 const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
 
+/// Where the images and the Lambda zip hold the RDS CA bundle
+/// (`nix/aws/rds-ca-bundle.pem`; nix/images.nix and nix/lambda.nix copy it).
+const IMAGE_CA_BUNDLE: &str = "/etc/ssl/certs/rds-ca-bundle.pem";
+const LAMBDA_CA_BUNDLE: &str = "/var/task/rds-ca-bundle.pem";
+
 fn render_path(env: &str) -> String {
     format!("infra/{env}/main.tf.json")
 }
@@ -437,7 +442,20 @@ fn images_are_immutable_and_scanned() {
         let plan = plan(env);
         let repositories = plan.of_type("aws_ecr_repository");
         assert_eq!(repositories.len(), services.len() + jobs.len(), "{env}");
+        // A destroyable environment (its database unprotected) loses its
+        // images with it; a protected one keeps them (a destroy fails).
+        let destroyable = plan.values("aws_db_instance.main")["deletion_protection"] == false;
+        assert_eq!(
+            destroyable,
+            env == "staging",
+            "{env}: which environment is disposable"
+        );
         for repo in repositories {
+            assert_eq!(
+                repo.values["force_delete"], destroyable,
+                "{env}: {} force_delete",
+                repo.address
+            );
             assert_eq!(repo.values["image_tag_mutability"], "IMMUTABLE", "{env}");
             assert_eq!(
                 repo.values["image_scanning_configuration"][0]["scan_on_push"], true,
@@ -504,7 +522,14 @@ fn containers_run_read_only_as_non_root_with_secrets_by_key() {
                     secrets["PGPASSWORD"].ends_with(":password::"),
                     "{env}/{service}"
                 );
-                assert_eq!(environment["PGSSLMODE"], "require", "{env}/{service}");
+                assert_eq!(
+                    environment["PGSSLMODE"], "verify-full",
+                    "{env}/{service}: the server must be authenticated"
+                );
+                assert_eq!(
+                    environment["PGSSLROOTCERT"], IMAGE_CA_BUNDLE,
+                    "{env}/{service}: the RDS CA bundle in the images"
+                );
             } else {
                 assert!(secrets.is_empty(), "{env}/{service} gets database secrets");
             }
@@ -537,13 +562,46 @@ fn migration_function_is_private_and_uses_tls() {
         let function = plan.values("aws_lambda_function.migration");
         assert_eq!(function["runtime"], "provided.al2023");
         assert_eq!(function["handler"], "bootstrap");
-        assert_eq!(function["reserved_concurrent_executions"], 1);
+        // -1: unreserved. Reserving any concurrency fails on new accounts
+        // (quota 10, the unreserved minimum); the advisory lock serialises runs.
+        assert_eq!(
+            function["reserved_concurrent_executions"], -1,
+            "{env}: the migration function reserves concurrency"
+        );
         assert_eq!(function["architectures"][0], "x86_64");
         // The variables hold ARNs known only after apply: read the render.
         let render = render(&render_path(env));
         let body = &render["resource"]["aws_lambda_function"]["migration"];
         let variables = &body["environment"]["variables"];
-        assert_eq!(variables["PGSSLMODE"], "require", "{env}");
+        assert_eq!(
+            variables["PGSSLMODE"], "verify-full",
+            "{env}: the server must be authenticated"
+        );
+        assert_eq!(
+            variables["PGSSLROOTCERT"], LAMBDA_CA_BUNDLE,
+            "{env}: the RDS CA bundle in the zip"
+        );
+        // The environment holds no secret, so no customer-managed key: the
+        // read-only plan role cannot decrypt one, and every plan would show
+        // the environment changed.
+        assert!(
+            body.get("kms_key_arn").is_none() && function["kms_key_arn"].is_null(),
+            "{env}: the function's environment is encrypted with a key the plan role cannot use"
+        );
+        for (name, value) in variables.as_object().unwrap() {
+            let upper = name.to_uppercase();
+            assert!(
+                !["PASSWORD", "TOKEN", "SECRET_VALUE", "KEY"]
+                    .iter()
+                    .any(|s| upper.contains(s)),
+                "{env}: {name}={value} looks like a secret in the function's environment"
+            );
+        }
+        // No active tracing: the function's security group has no path to X-Ray.
+        assert_eq!(
+            function["tracing_config"][0]["mode"], "PassThrough",
+            "{env}"
+        );
         assert_eq!(variables["PGPORT"], "5432", "{env}");
         assert_eq!(
             body["source_code_hash"],
@@ -574,6 +632,10 @@ fn migration_function_is_private_and_uses_tls() {
             if actions.iter().any(|a| a.starts_with("kms:")) {
                 assert_eq!(resources, ["${aws_kms_key.database.arn}"]);
             }
+            assert!(
+                actions.iter().all(|a| !a.starts_with("xray:")),
+                "{env}: the function sends no traces"
+            );
         }
     }
 }
@@ -661,8 +723,9 @@ fn checkov_finds_nothing_unexplained() {
 }
 
 /// Apply and destroy staging against moto on loopback. Proves the plan is
-/// applyable resource by resource and the graph destroys cleanly; see the
-/// README for what moto does not check.
+/// applyable resource by resource and the graph destroys cleanly, also once
+/// images exist in its repositories; see the README for what moto does not
+/// check.
 #[test]
 fn staging_applies_and_destroys_on_moto() {
     let moto = Moto::start();
@@ -718,7 +781,103 @@ fn staging_applies_and_destroys_on_moto() {
         );
     }
 
+    // Images in every repository, pushed through the ECR API as a deploy
+    // does: a repository that holds images is deleted only when forced.
+    for name in services.iter().chain(&jobs) {
+        moto.put_image("us-east-1", &format!("staging/{name}"), "stand-in");
+    }
+
     workspace.terraform(&["destroy", "-auto-approve", "-input=false"]);
     let left = workspace.terraform(&["state", "list"]);
     assert!(left.trim().is_empty(), "left after destroy:\n{left}");
+}
+
+/// `verify-full` needs the CA that signs the server's certificate: the
+/// committed bundle holds, unexpired, the root of each environment's region
+/// for its `ca_cert_identifier` (rds-ca-rsa2048-g1 → "Amazon RDS <region>
+/// Root CA RSA2048 G1"). Checked with `openssl x509`.
+#[test]
+fn the_rds_ca_bundle_holds_each_environments_root() {
+    let openssl =
+        infra_tests::require_program("openssl", "install OpenSSL (apt-get install openssl)");
+    let bundle =
+        std::fs::read_to_string(infra_tests::repo_root().join("nix/aws/rds-ca-bundle.pem"))
+            .expect("nix/aws/rds-ca-bundle.pem");
+    let end = "-----END CERTIFICATE-----";
+    let mut subjects = Vec::new();
+    for block in bundle.split_inclusive(end).filter(|b| b.contains(end)) {
+        let pem = &block[block
+            .find("-----BEGIN CERTIFICATE-----")
+            .expect("a PEM block")..];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, pem).unwrap();
+        let output = std::process::Command::new(&openssl)
+            .args(["x509", "-noout", "-subject", "-checkend", "0", "-in"])
+            .arg(&file)
+            .output()
+            .expect("run openssl");
+        let subject = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "expired or unreadable: {subject}");
+        subjects.push(subject);
+    }
+    for env in ENVIRONMENTS {
+        let render = render(&render_path(env));
+        let region = render["provider"]["aws"]["region"].as_str().unwrap();
+        let identifier = render["resource"]["aws_db_instance"]["main"]["ca_cert_identifier"]
+            .as_str()
+            .unwrap();
+        let (kind, generation) = match identifier {
+            "rds-ca-rsa2048-g1" => ("RSA2048", "G1"),
+            "rds-ca-rsa4096-g1" => ("RSA4096", "G1"),
+            "rds-ca-ecc384-g1" => ("ECC384", "G1"),
+            other => panic!("{env}: unknown ca_cert_identifier {other}"),
+        };
+        let root = format!("CN = Amazon RDS {region} Root CA {kind} {generation}");
+        assert!(
+            subjects.iter().any(|s| s.contains(&format!("{root},"))),
+            "{env}: the bundle lacks `{root}`"
+        );
+    }
+}
+
+/// Replacements never collide with what they replace: target groups (a port
+/// change) and the parameter group (a family change) are named by a prefix
+/// and created before the old one is destroyed.
+#[test]
+fn replaced_resources_are_named_by_prefix_and_created_first() {
+    for env in ENVIRONMENTS {
+        let render = render(&render_path(env));
+        let mut replaced: Vec<(String, &Value)> = resources_of(&render, "aws_lb_target_group")
+            .into_iter()
+            .map(|(name, body)| (format!("aws_lb_target_group.{name}"), body))
+            .collect();
+        replaced.push((
+            "aws_db_parameter_group.main".to_owned(),
+            &render["resource"]["aws_db_parameter_group"]["main"],
+        ));
+        assert!(
+            replaced.len() >= 3,
+            "{env}: target groups and the parameter group"
+        );
+        for (address, body) in replaced {
+            assert!(
+                body.get("name").is_none(),
+                "{env}: {address} has a fixed name"
+            );
+            let prefix = body["name_prefix"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{env}: {address} has no name_prefix"));
+            if address.starts_with("aws_lb_target_group.") {
+                assert!(
+                    prefix.len() <= 6,
+                    "{env}: {address}: AWS allows a 6-character prefix"
+                );
+            }
+            assert_eq!(
+                body["lifecycle"]["create_before_destroy"], true,
+                "{env}: {address} is not created before it is destroyed"
+            );
+        }
+    }
 }

@@ -4,11 +4,12 @@
 //! trust, least privilege) and checkov with zero unexplained failures.
 
 use infra_tests::{
-    Plan, Workspace, canonical_json, checkov_plan, declared_skips, offline_provider,
-    policy_statements, render, string_list as list,
+    Plan, ServiceAuthorization, Workspace, canonical_json, checkov_plan, declared_skips,
+    offline_provider, policy_statements, reference_condition_key, render, resource_matches_type,
+    string_list as list,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 const REPOSITORY: &str = "example-org/iac-experiment";
@@ -16,6 +17,8 @@ const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 const OIDC: &str = "token.actions.githubusercontent.com";
 const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
+/// The `Project` tag of every environment resource (nix/aws's `default_tags`).
+const PROJECT: &str = "iac-experiment";
 
 fn render_path() -> &'static str {
     "infra/bootstrap/main.tf.json"
@@ -530,27 +533,20 @@ fn the_deploy_role_may_write_the_state_of_both_environments() {
     }
 }
 
+/// The plan role (pull requests) writes nothing, not even the state lock
+/// file: a pull request could otherwise hold the lock and stall deploys.
 #[test]
-fn the_plan_role_only_reads_and_writes_lock_files() {
+fn the_plan_role_only_reads() {
     for statement in role_statements("plan") {
         assert_eq!(statement["Effect"], "Allow");
         for action in list(&statement["Action"]) {
             let verb = action.split_once(':').unwrap().1;
-            let reads = ["Describe", "Get", "List"]
-                .iter()
-                .any(|read| verb.starts_with(read));
-            if !reads {
-                assert!(
-                    ["s3:PutObject", "s3:DeleteObject"].contains(&action.as_str()),
-                    "plan role may `{action}`"
-                );
-                assert!(
-                    list(&statement["Resource"])
-                        .iter()
-                        .all(|r| r.ends_with("/terraform.tfstate.tflock")),
-                    "plan role writes only lock files: {statement}"
-                );
-            }
+            assert!(
+                ["Describe", "Get", "List"]
+                    .iter()
+                    .any(|read| verb.starts_with(read)),
+                "plan role may `{action}`: {statement}"
+            );
             assert!(action != "secretsmanager:GetSecretValue" && action != "s3:GetObject*");
         }
     }
@@ -598,4 +594,400 @@ fn checkov_finds_nothing_unexplained() {
     );
     let stale: Vec<_> = skips.difference(&failed).collect();
     assert!(stale.is_empty(), "skips no longer needed: {stale:?}");
+}
+
+/// Every IAM policy of the bootstrap (not the bucket policy), with its address.
+fn iam_policies() -> Vec<(String, Vec<Value>)> {
+    all_policies()
+        .into_iter()
+        .filter(|(address, _)| !address.starts_with("aws_s3_bucket_policy."))
+        .collect()
+}
+
+/// Condition keys every request carries, whatever the action.
+const GLOBAL_CONDITION_KEYS: [&str; 1] = ["aws:RequestedRegion"];
+
+/// Every action named exists, and every condition key a statement puts on an
+/// action is one the action supports for the statement's resources, per the
+/// Service Authorization Reference (`service-authorization.json`): a key an
+/// action does not support is absent from its request, and the statement
+/// silently never applies (or a Deny never denies).
+#[test]
+fn every_action_exists_and_every_condition_key_applies_to_it() {
+    let reference = ServiceAuthorization::load();
+    let regenerate =
+        "regenerate crates/infra-tests/service-authorization.json (see service_authorization.py)";
+    for (address, policy) in iam_policies() {
+        for statement in &policy {
+            let sid = statement["Sid"].as_str().unwrap_or("?");
+            let keys: Vec<String> = statement["Condition"]
+                .as_object()
+                .into_iter()
+                .flat_map(|operators| operators.values())
+                .flat_map(|operands| operands.as_object().unwrap().keys().cloned())
+                .collect();
+            for action in list(&statement["Action"]) {
+                if action.contains('*') {
+                    assert!(
+                        reference.wildcards.get(&action).is_some_and(|&n| n > 0),
+                        "{address} {sid}: `{action}` matches no action ({regenerate})"
+                    );
+                    continue;
+                }
+                let Some(authorization) = reference.actions.get(&action) else {
+                    panic!("{address} {sid}: `{action}` is not an AWS action ({regenerate})");
+                };
+                // The resources this action can be authorized on; the others
+                // of a statement shared by several actions do not concern it.
+                let relevant: Vec<String> = list(&statement["Resource"])
+                    .into_iter()
+                    .filter(|r| {
+                        r == "*"
+                            || authorization
+                                .resource_types
+                                .values()
+                                .any(|kind| resource_matches_type(r, &kind.arn))
+                    })
+                    .collect();
+                assert!(
+                    !relevant.is_empty(),
+                    "{address} {sid}: `{action}` is granted on nothing it is authorized on"
+                );
+                for resource in relevant {
+                    let supported = authorization.condition_keys_for(&resource);
+                    for key in &keys {
+                        let key = reference_condition_key(key);
+                        assert!(
+                            GLOBAL_CONDITION_KEYS.contains(&key.as_str())
+                                || supported.contains(key.as_str()),
+                            "{address} {sid}: `{action}` on {resource} ignores the condition key \
+                             {key} (it supports {supported:?})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every action the deploy role is allowed is granted on each resource type
+/// AWS authorizes it on in every request (or on `*` when it has none):
+/// otherwise the deploy fails with AccessDenied however the rest is scoped.
+#[test]
+fn every_deploy_action_is_granted_on_every_resource_type_it_requires() {
+    let reference = ServiceAuthorization::load();
+    let statements: Vec<Value> = role_statements("deploy")
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    let actions: BTreeSet<String> = statements
+        .iter()
+        .flat_map(|s| list(&s["Action"]))
+        .filter(|a| !a.contains('*'))
+        .collect();
+    for action in actions {
+        let granted: Vec<String> = statements
+            .iter()
+            .filter(|s| list(&s["Action"]).contains(&action))
+            .flat_map(|s| list(&s["Resource"]))
+            .collect();
+        let authorization = &reference.actions[&action];
+        if authorization.resource_types.is_empty() {
+            assert!(
+                granted.iter().any(|r| r == "*"),
+                "{action} has no resource type: it must be allowed on `*`"
+            );
+        }
+        for (kind, resource_type) in &authorization.resource_types {
+            if resource_type.required {
+                assert!(
+                    granted
+                        .iter()
+                        .any(|r| resource_matches_type(r, &resource_type.arn)),
+                    "{action} needs its {kind} resource ({}) granted; it has {granted:?}",
+                    resource_type.arn
+                );
+            }
+        }
+    }
+}
+
+/// Why an action may be allowed on `*`, or without a `Project` tag condition
+/// on resources not named after an environment. Anything else the deploy role
+/// may do outside IAM is scoped to this project.
+const UNSCOPED: &[(&str, &str)] = &[
+    (
+        "ecr:GetAuthorizationToken",
+        "registry login, authorized on no resource; pushes are scoped to the repositories",
+    ),
+    (
+        "ecs:DeregisterTaskDefinition",
+        "no resource type in IAM; a running task keeps its revision",
+    ),
+    (
+        "sns:Unsubscribe",
+        "a subscription has no resource type in IAM",
+    ),
+    (
+        "servicediscovery:CreateHttpNamespace",
+        "no resource type in IAM; the request must carry the Project tag",
+    ),
+    (
+        "servicediscovery:TagResource",
+        "no resource type in IAM; the request must carry the Project tag",
+    ),
+    (
+        "acm:RequestCertificate",
+        "no resource type in IAM; the request must carry the Project tag",
+    ),
+    (
+        "kms:CreateKey",
+        "a key has no ARN before it exists; the request must carry the Project tag",
+    ),
+    (
+        "kms:TagResource",
+        "tags a key being created; the request must carry the Project tag",
+    ),
+    (
+        "ec2:DeleteNetworkInterface",
+        "Lambda creates its network interfaces untagged; only an unused one can be deleted",
+    ),
+    (
+        "servicediscovery:CreateService",
+        "Service Connect's Cloud Map services; the namespace, also required, must carry the Project tag",
+    ),
+    (
+        "route53:ChangeResourceRecordSets",
+        "the operator's hosted zone: Route 53 has no tag conditions; A and CNAME records only",
+    ),
+    ("route53:GetChange", "a change id has no owner or tags"),
+    (
+        "kms:CreateGrant",
+        "ECR's grant on its AWS managed key (untagged) for a new repository, only via ECR (kms:ViaService)",
+    ),
+    (
+        "kms:RetireGrant",
+        "retires ECR's grant on its AWS managed key when a repository is deleted, only via ECR (kms:ViaService)",
+    ),
+    (
+        "secretsmanager:CreateSecret",
+        "RDS creates its master secret (rds!…) with the caller's permissions and its own tags",
+    ),
+    (
+        "secretsmanager:DeleteSecret",
+        "RDS deletes its master secret (rds!…) with the caller's permissions",
+    ),
+    (
+        "secretsmanager:RotateSecret",
+        "RDS rotates its master secret (rds!…) with the caller's permissions",
+    ),
+    (
+        "secretsmanager:TagResource",
+        "RDS tags its master secret (rds!…) with its own tags",
+    ),
+];
+
+/// The read policy (both roles): metadata `terraform plan` refreshes. It
+/// names no secret value, log event or image layer (read-policy.nix).
+const READ_REASON: &str =
+    "read-only metadata that terraform refreshes; most Describe/List calls have no resource type";
+
+/// Whether a resource pattern names only this project's resources by name:
+/// the state bucket, or a name under an environment's prefix.
+fn named_for_the_project(resource: &str) -> bool {
+    resource.contains(PROJECT)
+        || ENVIRONMENTS.iter().any(|env| {
+            [":", "/"].iter().any(|before| {
+                ["-", "/"]
+                    .iter()
+                    .any(|after| resource.contains(&format!("{before}{env}{after}")))
+                    || resource.ends_with(&format!("{before}{env}"))
+            })
+        })
+}
+
+/// A statement that requires the Project tag, or that only tags a resource in
+/// the call creating it (which itself requires the Project tag).
+fn requires_the_project_tag(statement: &Value) -> bool {
+    let equals = &statement["Condition"]["StringEquals"];
+    let tagged = ["aws:RequestTag/Project", "aws:ResourceTag/Project"]
+        .iter()
+        .any(|key| equals.get(*key).is_some());
+    if tagged {
+        for key in ["aws:RequestTag/Project", "aws:ResourceTag/Project"] {
+            if let Some(value) = equals.get(key) {
+                assert_eq!(value, PROJECT, "{statement}");
+            }
+        }
+    }
+    let on_create = equals
+        .as_object()
+        .is_some_and(|keys| keys.keys().any(|k| k.ends_with(":CreateAction")));
+    tagged || on_create
+}
+
+/// Outside IAM, every deploy-role statement is scoped to this project: by an
+/// environment's or the project's name, or by the Project tag on the resource
+/// (or in the request that creates it). `*` and unscoped resources only for
+/// the actions in [`UNSCOPED`], or reads, each with its reason.
+#[test]
+fn deploy_role_statements_outside_iam_are_scoped_to_the_project() {
+    let reads: BTreeSet<String> = policy_statements(&values("aws_iam_policy.read")["policy"])
+        .iter()
+        .flat_map(|s| list(&s["Action"]))
+        .filter(|a| !a.starts_with("iam:"))
+        .collect();
+    let mut used = BTreeSet::new();
+    for statement in role_statements("deploy") {
+        if statement["Effect"] != "Allow" {
+            continue;
+        }
+        let actions = list(&statement["Action"]);
+        if actions.iter().all(|a| a.starts_with("iam:")) {
+            continue;
+        }
+        let resources = list(&statement["Resource"]);
+        let star = resources.iter().any(|r| r == "*");
+        let scoped = !star
+            && (requires_the_project_tag(&statement)
+                || resources.iter().all(|r| named_for_the_project(r)));
+        if scoped {
+            continue;
+        }
+        for action in &actions {
+            let reason = UNSCOPED
+                .iter()
+                .find(|(a, _)| a == action)
+                .map(|(_, reason)| *reason)
+                .or_else(|| reads.contains(action).then_some(READ_REASON));
+            assert!(
+                reason.is_some_and(|r| r.len() >= 20),
+                "{action} is allowed on {resources:?} without the Project tag or a project \
+                 name, and is not in the allow-list with a reason: {statement}"
+            );
+            used.insert(action.clone());
+        }
+    }
+    let stale: Vec<&str> = UNSCOPED
+        .iter()
+        .map(|(a, _)| *a)
+        .filter(|a| !used.contains(*a))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "allow-list entries no longer needed: {stale:?}"
+    );
+}
+
+/// The printed `github_settings` commands, run with Terraform's
+/// interpolations filled in and a stand-in `gh` on PATH that answers
+/// `gh api user` and records every other call with its JSON input: what
+/// each environment is created with.
+fn environments_created_by_the_printed_setup() -> BTreeMap<String, Value> {
+    let mut script = render(render_path())["output"]["github_settings"]["value"]
+        .as_str()
+        .expect("output github_settings")
+        .to_owned();
+    while let Some(start) = script.find("${") {
+        let end = start + script[start..].find('}').expect("a closed interpolation");
+        script.replace_range(start..=end, "example");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gh.log");
+    let gh = dir.path().join("gh");
+    std::fs::write(
+        &gh,
+        "#!/bin/sh\n\
+         if [ \"$1 $2\" = 'api user' ]; then echo 4242; exit 0; fi\n\
+         printf 'CALL %s\\n' \"$*\" >> \"$GH_LOG\"\n\
+         case \" $* \" in *' --input - '*) cat >> \"$GH_LOG\"; printf '\\n' >> \"$GH_LOG\";; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = std::process::Command::new("bash")
+        .args(["--noprofile", "--norc", "-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("GH_LOG", &log)
+        .status()
+        .expect("run bash");
+    assert!(status.success(), "the printed setup failed:\n{script}");
+
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let mut created = BTreeMap::new();
+    let mut lines = calls.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(call) = line.strip_prefix("CALL api --method PUT repos/example/environments/")
+        else {
+            continue;
+        };
+        let (env, input) = match call.split_once(' ') {
+            Some((env, "--input -")) => {
+                let body = lines.next().expect("the JSON input");
+                (env, serde_json::from_str(body).expect("the input is JSON"))
+            }
+            _ => (call, json!({})),
+        };
+        created.insert(env.to_owned(), input);
+    }
+    created
+}
+
+/// Production waits for a required reviewer (whoever runs the setup); staging
+/// deploys without one. Both deploy from main only.
+#[test]
+fn the_printed_setup_gates_production_behind_a_reviewer() {
+    let created = environments_created_by_the_printed_setup();
+    assert_eq!(
+        created.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["northflank-plan", "production", "staging"]
+    );
+    assert_eq!(
+        created["production"]["reviewers"],
+        json!([{"type": "User", "id": 4242}]),
+        "production needs a required reviewer: {}",
+        created["production"]
+    );
+    assert_eq!(created["staging"]["reviewers"], json!([]));
+    for env in ENVIRONMENTS {
+        assert_eq!(
+            created[env]["deployment_branch_policy"],
+            json!({"protected_branches": false, "custom_branch_policies": true}),
+            "{env}: custom branch policies (main only)"
+        );
+    }
+}
+
+/// Deleting a KMS-encrypted ECR repository retires the grant ECR holds on its
+/// AWS managed key (aws/ecr), which carries no Project tag: the deploy role
+/// may retire it through ECR, or a staging destroy fails.
+#[test]
+fn the_deploy_role_can_delete_encrypted_repositories() {
+    let statements: Vec<Value> = role_statements("deploy")
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert!(
+        statements
+            .iter()
+            .any(|s| list(&s["Action"]).contains(&"ecr:DeleteRepository".to_owned()))
+    );
+    let retire = statements
+        .iter()
+        .find(|s| {
+            list(&s["Action"]).contains(&"kms:RetireGrant".to_owned())
+                && s["Condition"]["StringEquals"]
+                    .get("aws:ResourceTag/Project")
+                    .is_none()
+        })
+        .expect("kms:RetireGrant on ECR's untagged AWS managed key");
+    assert_eq!(
+        retire["Condition"]["StringEquals"]["kms:ViaService"],
+        format!("ecr.{REGION}.amazonaws.com"),
+        "only ECR retires grants on the caller's behalf: {retire}"
+    );
 }

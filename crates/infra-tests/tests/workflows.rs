@@ -1,13 +1,13 @@
 //! The GitHub Actions workflows (`.github/workflows/`): the deploy graph
-//! (checks, one build, staging then production, migrations before the services
-//! roll, then the one Northflank project), the `migrations/` path filter (executed against a scratch repository),
-//! hardening (pinned actions, minimal permissions, no interpolation into
-//! scripts, no stored cloud keys) and zizmor with zero findings.
+//! (checks, one build, staging then production, migrations on every deploy
+//! before the services roll, then the one Northflank project), hardening
+//! (pinned actions, minimal permissions, no interpolation into scripts, no
+//! stored cloud keys) and zizmor with zero findings.
 
 use infra_tests::repo_root;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn workflows_dir() -> PathBuf {
@@ -469,18 +469,26 @@ fn northflank_deploys_once_after_production_is_stable() {
     assert_eq!(ghcr_pushes[0].0, "northflank");
 }
 
+/// Migrations run on every deploy of both environments, before terraform apply
+/// rolls the services: no diff of the pushed range decides, because a run that
+/// was cancelled or failed before production carries a migration the next
+/// run's range does not show. `migrate up` applies only pending migrations.
 #[test]
-fn migrations_run_before_any_service_rolls() {
+fn migrations_run_on_every_deploy_before_any_service_rolls() {
     let deploy = workflow("deploy.yml");
+    let jobs = jobs(&deploy);
     for env in ["staging", "production"] {
-        let job = &jobs(&deploy)[env];
+        let job = &jobs[env];
+        // Nothing the job waits for decides whether it migrates.
+        for ancestor in ancestors(jobs, env) {
+            assert!(
+                jobs[ancestor.as_str()].get("outputs").is_none(),
+                "{env}: job {ancestor} has outputs; no job's output may gate the migrations"
+            );
+        }
         assert!(
-            needs(job).contains("changes"),
-            "{env} needs the migrations/ filter"
-        );
-        assert_eq!(
-            job["env"]["RUN_MIGRATIONS"],
-            "${{ needs.changes.outputs.migrations }}"
+            !serde_yaml_ng::to_string(job).unwrap().contains("needs."),
+            "{env}: reads another job's outputs"
         );
 
         let steps = steps(job);
@@ -496,20 +504,19 @@ fn migrations_run_before_any_service_rolls() {
         );
         let (before, first_deploy) = (&steps[migrate[0]], &steps[migrate[1]]);
 
-        // Migrations (when migrations/ changed) before terraform apply rolls the services.
+        // Before terraform apply rolls the services, whenever the function exists.
         assert!(
             migrate[0] < apply && apply < wait,
             "{env}: order of the deploy steps"
         );
-        let condition = before["if"].as_str().unwrap_or("");
-        assert!(
-            condition.contains("env.RUN_MIGRATIONS == 'true'"),
-            "{env}: migrations only when migrations/ changed"
+        assert_eq!(
+            before["if"], "steps.function.outputs.exists == 'true'",
+            "{env}: migrations run on every deploy once the function exists"
         );
-        assert!(condition.contains("steps.function.outputs.exists == 'true'"));
 
         // After apply only when the function did not exist before (first deploy),
-        // and still before the services are waited on.
+        // and still before the services are waited on: together the two
+        // conditions cover every run.
         assert_eq!(
             first_deploy["if"],
             "steps.function.outputs.exists == 'false'"
@@ -521,6 +528,10 @@ fn migrations_run_before_any_service_rolls() {
             .position(|s| s["id"] == "function")
             .expect("the step finding the function");
         assert!(find < migrate[0]);
+        assert!(
+            steps[find].get("if").is_none(),
+            "{env}: the function is always looked up"
+        );
     }
 }
 
@@ -684,111 +695,6 @@ fn deploy_names_come_from_the_committed_renders() {
     }
 }
 
-/// Runs the `changes` job's script in a scratch repository.
-fn migrations_changed(repo: &Path, before: &str, after: &str) -> String {
-    let deploy = workflow("deploy.yml");
-    let job = &jobs(&deploy)["changes"];
-    let step = steps(job)
-        .iter()
-        .find(|s| s["id"] == "diff")
-        .expect("step `diff`");
-    assert_eq!(step["env"]["BEFORE"], "${{ github.event.before }}");
-    assert_eq!(step["env"]["AFTER"], "${{ github.sha }}");
-    let output = repo.join("github-output");
-    std::fs::write(&output, "").unwrap();
-    let status = Command::new("bash")
-        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", run(step)])
-        .current_dir(repo)
-        .env("BEFORE", before)
-        .env("AFTER", after)
-        .env("GITHUB_OUTPUT", &output)
-        .status()
-        .expect("run bash");
-    assert!(status.success(), "the `changes` script failed");
-    std::fs::read_to_string(&output).unwrap().trim().to_owned()
-}
-
-#[test]
-fn the_migrations_filter_compares_the_pushed_range() {
-    let deploy = workflow("deploy.yml");
-    let job = &jobs(&deploy)["changes"];
-    assert_eq!(
-        job["outputs"]["migrations"],
-        "${{ steps.diff.outputs.migrations }}"
-    );
-    let checkout = steps(job)
-        .iter()
-        .find(|s| uses(s).starts_with("actions/checkout@"))
-        .unwrap();
-    assert_eq!(
-        checkout["with"]["fetch-depth"], 0,
-        "the whole history, to diff any pushed range"
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "commit.gpgsign=false",
-            ])
-            .args(args)
-            .current_dir(repo)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    git(&["init", "-q"]);
-    std::fs::create_dir(repo.join("migrations")).unwrap();
-    std::fs::write(repo.join("migrations/0001_init.sql"), "create table t ();").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-qm", "one"]);
-    let first = git(&["rev-parse", "HEAD"]);
-    std::fs::write(repo.join("README.md"), "docs").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-qm", "docs only"]);
-    let docs = git(&["rev-parse", "HEAD"]);
-    std::fs::write(repo.join("migrations/0002_more.sql"), "create table u ();").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-qm", "migration"]);
-    let migration = git(&["rev-parse", "HEAD"]);
-
-    assert_eq!(migrations_changed(repo, &first, &docs), "migrations=false");
-    assert_eq!(
-        migrations_changed(repo, &docs, &migration),
-        "migrations=true"
-    );
-    assert_eq!(
-        migrations_changed(repo, &first, &migration),
-        "migrations=true"
-    );
-    // New branch (all zeros), manual dispatch (empty), unknown (force-pushed) base.
-    assert_eq!(
-        migrations_changed(repo, &"0".repeat(40), &docs),
-        "migrations=true"
-    );
-    assert_eq!(migrations_changed(repo, "", &docs), "migrations=true");
-    assert_eq!(
-        migrations_changed(repo, &"f".repeat(40), &docs),
-        "migrations=true"
-    );
-    // Not a commit id: never handed to git.
-    assert_eq!(
-        migrations_changed(repo, "--output=/tmp/x", &docs),
-        "migrations=true"
-    );
-}
-
 /// zizmor at its default persona, offline, with every ignore disregarded:
 /// zero findings means none is hidden either.
 #[test]
@@ -894,4 +800,37 @@ fn the_bootstrap_sets_up_what_the_workflows_read() {
         environments,
         BTreeSet::from(["northflank-plan", "production", "staging"].map(String::from))
     );
+}
+
+/// A job that can mint an OIDC token (`id-token: write`, to assume an AWS
+/// role) installs upstream Nix without logging in to FlakeHub: the Nix
+/// installer action's default (`determinate: true`) installs Determinate Nix
+/// and uses the job's OIDC token for FlakeHub.
+#[test]
+fn deploy_jobs_holding_an_oidc_token_install_nix_without_flakehub() {
+    let deploy = workflow("deploy.yml");
+    let mut checked = 0;
+    for (name, job) in jobs(&deploy) {
+        if job["permissions"]["id-token"] != "write" {
+            continue;
+        }
+        for step in steps(job)
+            .iter()
+            .filter(|s| uses(s).starts_with("DeterminateSystems/nix-installer-action@"))
+        {
+            assert_eq!(
+                step["with"]["determinate"],
+                Value::Bool(false),
+                "deploy.yml: job {name}: the Nix installer must not log in to FlakeHub"
+            );
+            checked += 1;
+        }
+        for step in steps(job)
+            .iter()
+            .filter(|s| uses(s).starts_with("DeterminateSystems/magic-nix-cache-action@"))
+        {
+            assert_eq!(step["with"]["use-flakehub"], Value::Bool(false), "{name}");
+        }
+    }
+    assert_eq!(checked, 2, "staging and production install Nix");
 }

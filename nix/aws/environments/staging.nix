@@ -13,7 +13,10 @@
     natGatewayPerZone = false;
   };
   loadBalancer.deletionProtection = false;
-  containers.autoscale = false;
+  containers = {
+    autoscale = false;
+    keepImagesOnDestroy = false;
+  };
   database = {
     instanceClass = "db.t4g.micro";
     maxAllocatedStorageGiB = 50;
