@@ -33,7 +33,7 @@ env = { RUST_LOG = "info" }
 
 const COMMAND: &str =
     "cargo xtask report --nixpkgs-lib <nixpkgs.lib checkout> --terranix <terranix checkout>";
-const HOW: &str = "nix-instantiate --eval --strict --json nix/render-offline.nix with services.toml, then with services.toml plus THROWAWAY_ENTRY (crates/xtask/src/report.rs); lines = a line diff of the canonical JSON (what a pull request shows); resources = addresses added, changed or removed (what terraform plan counts); plan_changes = northflank::diff::diff (what northflank plan prints)";
+const HOW: &str = "nix-instantiate --eval --strict --json nix/render-offline.nix with services.toml, then with services.toml plus THROWAWAY_ENTRY (crates/xtask/src/report/maintainability.rs); lines = a line diff of the canonical JSON (what a pull request shows); resources = addresses added, changed or removed (what terraform plan counts); plan_changes = northflank::diff::diff (what northflank plan prints)";
 
 /// Source trees for the offline Nix evaluation (what `scripts/render` takes).
 #[derive(Debug, Clone)]

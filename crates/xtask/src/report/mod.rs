@@ -200,7 +200,7 @@ fn compute(options: &ReportOptions, committed: Committed) -> Result<Figures> {
     let sizes = Sizes::compute(root, &renders)?;
     let results = Results::read(root)?;
     Ok(Figures {
-        generated_by: "cargo xtask report (crates/xtask/src/report.rs)".to_owned(),
+        generated_by: "cargo xtask report (crates/xtask/src/report/)".to_owned(),
         authored: Authored::compute(root)?,
         rendered: Rendered::compute(&renders),
         resources: Resources::compute(&renders),

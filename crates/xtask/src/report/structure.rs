@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::render::{AWS_ENVIRONMENTS, Renders, configuration};
 use super::table::{Table, bold, code, or_dash};
 
-const RESOURCES_HOW: &str = "count of `resource.<type>.<name>` in infra/<env>/main.tf.json; concerns group types by prefix (concern() in crates/xtask/src/report.rs)";
+const RESOURCES_HOW: &str = "count of `resource.<type>.<name>` in infra/<env>/main.tf.json; concerns group types by prefix (concern() in crates/xtask/src/report/structure.rs)";
 const NODES_HOW: &str = "kinds of the root workflow of northflank/template.json and every step under it (spec.steps, recursively)";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
