@@ -47,6 +47,8 @@ impl Figures {
             "security" => self.security.table(),
             "sizes" => self.sizes.table(),
             "benchmarks" => self.benchmarks.table(&self.sizes),
+            "cost" => self.cost.table(),
+            "cost-choices" => self.cost.choices_table(),
             other => bail!("{DOCUMENT}: unknown figures table `{other}`"),
         })
     }

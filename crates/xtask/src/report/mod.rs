@@ -7,7 +7,7 @@
 //!
 //! One module per axis of the document, each computing a typed figure and rendering its own
 //! tables: [`setup`], [`authored`], [`rendered`], [`structure`], [`maintainability`],
-//! [`security`], [`sizes`], [`benchmarks`]. Shared: [`render`] (typed readers of the
+//! [`security`], [`sizes`], [`benchmarks`], [`cost`]. Shared: [`render`] (typed readers of the
 //! renders), [`table`] (the markdown writer), [`diff`], [`files`], [`document`].
 //!
 //! Three kinds of figures:
@@ -23,6 +23,7 @@
 
 pub mod authored;
 pub mod benchmarks;
+pub mod cost;
 pub mod diff;
 pub mod document;
 pub mod files;
@@ -51,6 +52,7 @@ pub use structure::concern;
 
 use authored::Authored;
 use benchmarks::{Benchmarks, Results};
+use cost::CostFigures;
 use maintainability::RenderFigures;
 use render::Renders;
 use rendered::Rendered;
@@ -78,6 +80,7 @@ pub struct Figures {
     pub benchmarks: Benchmarks,
     pub render: RenderFigures,
     pub security: SecurityFigures,
+    pub cost: CostFigures,
 }
 
 /// The slow figures as committed, to keep when they are not recomputed.
@@ -208,6 +211,7 @@ fn compute(options: &ReportOptions, committed: Committed) -> Result<Figures> {
         setup: Setup::compute(root, renders.environment("bootstrap"))?,
         checkov_skips: CheckovSkips::compute(&renders),
         benchmarks: Benchmarks::compute(results.as_ref()),
+        cost: CostFigures::compute(root, &renders, results.as_ref())?,
         sizes,
         render: render_figures(options, committed.render)?,
         security: security_figures(options, &renders, committed.security)?,
