@@ -98,7 +98,7 @@ pub struct NorthflankAddon {
 
 /// Measured figures the traffic-dependent items use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Measured {
+pub struct Measurements {
     /// Service → requests/s one vCPU serves (benchmark req/s ÷ the machine's cores).
     pub requests_per_vcpu: BTreeMap<String, f64>,
     /// Service → bytes it logs per request (log bytes ÷ log lines: one line per request).
@@ -116,7 +116,7 @@ pub struct Measured {
 const CAPACITY_SCENARIOS: [(&str, &str); 2] = [("web", "web_index"), ("api", "api_list")];
 const PAGE_SCENARIO: &str = "web_index";
 
-impl Measured {
+impl Measurements {
     pub fn read(results: Option<&Results>) -> Result<Self> {
         let Some(results) = results else {
             bail!(

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::benchmarks::Results;
 use super::render::{AWS_ENVIRONMENTS, Renders};
 use super::table::{Table, bold, dollars};
-use inputs::{AwsEnvironment, Measured, NorthflankProject};
+use inputs::{AwsEnvironment, Measurements, NorthflankProject};
 use model::{Bill, CONCERNS, Traffic};
 use prices::{PRICES, PriceTable};
 
@@ -41,7 +41,7 @@ pub enum CostFigures {
 
 impl CostFigures {
     pub fn compute(root: &Path, renders: &Renders, results: Option<&Results>) -> Result<Self> {
-        if let Some(reason) = Measured::read(results).err() {
+        if let Some(reason) = Measurements::read(results).err() {
             return Ok(Self::NotComputed {
                 reason: format!("{reason:#}"),
             });
@@ -74,7 +74,7 @@ impl CostFigures {
 pub struct Cost {
     pub how: String,
     pub prices: String,
-    pub measured: Measured,
+    pub measured: Measurements,
     /// Prices `docs/prices.toml` could not give, by name.
     pub unpriced: Vec<String>,
     pub levels: Vec<Level>,
@@ -102,7 +102,7 @@ pub struct Choice {
 struct Inputs {
     aws: Vec<AwsEnvironment>,
     northflank: NorthflankProject,
-    measured: Measured,
+    measured: Measurements,
     prices: PriceTable,
     /// The scaling target CPU utilisation, applied to Northflank's instances too.
     utilisation: f64,
@@ -358,7 +358,7 @@ impl Inputs {
         Ok(Self {
             aws,
             northflank: NorthflankProject::read(&renders.template.parsed)?,
-            measured: Measured::read(results).context("the cost figures")?,
+            measured: Measurements::read(results).context("the cost figures")?,
             prices: PriceTable::load(root)?,
             utilisation,
         })

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::inputs::{AwsEnvironment, EcsService, Measured, NorthflankProject};
+use super::inputs::{
+    AwsEnvironment, EcsService, Measurements, NorthflankAddon, NorthflankProject, NorthflankService,
+};
 use super::prices::{Price, PriceTable};
 
 pub const NETWORK: &str = "network";
@@ -172,7 +174,7 @@ pub fn needed(rps: f64, per_vcpu: f64, vcpu: f64, utilisation: f64) -> u32 {
     (rps / per_instance).ceil() as u32
 }
 
-fn ecs_instances(service: &EcsService, name: &str, rps: f64, measured: &Measured) -> Instances {
+fn ecs_instances(service: &EcsService, name: &str, rps: f64, measured: &Measurements) -> Instances {
     let per_vcpu = measured.requests_per_vcpu.get(name).copied().unwrap_or(0.0);
     let needed = needed(rps, per_vcpu, service.vcpu, service.target_utilisation);
     Instances {
@@ -186,7 +188,7 @@ fn ecs_instances(service: &EcsService, name: &str, rps: f64, measured: &Measured
 pub fn aws_bill(
     env: &AwsEnvironment,
     traffic: Traffic,
-    measured: &Measured,
+    measured: &Measurements,
     prices: &PriceTable,
 ) -> Bill {
     let mut b = Biller::new(prices);
@@ -223,7 +225,7 @@ pub fn aws_bill(
     }
 }
 
-fn log_gb_per_month(env: &AwsEnvironment, traffic: Traffic, measured: &Measured) -> f64 {
+fn log_gb_per_month(env: &AwsEnvironment, traffic: Traffic, measured: &Measurements) -> f64 {
     env.log_groups
         .iter()
         .filter_map(|g| g.service.as_ref())
@@ -232,7 +234,7 @@ fn log_gb_per_month(env: &AwsEnvironment, traffic: Traffic, measured: &Measured)
         .sum()
 }
 
-fn aws_network(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured: &Measured) {
+fn aws_network(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured: &Measurements) {
     let (prices, hours) = (b.prices, b.hours);
     let a = &prices.aws;
     b.add(
@@ -249,7 +251,10 @@ fn aws_network(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured:
         "address-hours",
         &a.public_ipv4_hour,
     );
-    b.add(NETWORK, "NAT data processing (image layers come through the S3 gateway endpoint; ECR, logs and secrets through interface endpoints)", 0.0, "GB", &a.nat_gateway_gb);
+    // Nothing the services do needs the internet: image layers come through the S3 gateway
+    // endpoint, ECR, logs and secrets through interface endpoints.
+    let item = "NAT data processing (AWS traffic goes through the VPC endpoints)";
+    b.add(NETWORK, item, 0.0, "GB", &a.nat_gateway_gb);
     b.add(
         NETWORK,
         "interface endpoints (per Availability Zone)",
@@ -257,60 +262,47 @@ fn aws_network(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured:
         "endpoint-hours",
         &a.interface_endpoint_hour,
     );
+    // Service logs reach CloudWatch through the logs endpoint, or through NAT without one.
+    let logs = log_gb_per_month(env, traffic, measured);
     if env.endpoint_zones > 0 {
-        let logs = log_gb_per_month(env, traffic, measured);
-        b.add(
-            NETWORK,
-            "interface endpoint processing (service logs to CloudWatch)",
-            logs,
-            "GB",
-            &a.interface_endpoint_gb,
-        );
+        let item = "interface endpoint processing (service logs to CloudWatch)";
+        b.add(NETWORK, item, logs, "GB", &a.interface_endpoint_gb);
     } else {
-        let logs = log_gb_per_month(env, traffic, measured);
-        b.add(
-            NETWORK,
-            "NAT processing of the service logs (no logs endpoint)",
-            logs,
-            "GB",
-            &a.nat_gateway_gb,
-        );
+        let item = "NAT processing of the service logs (no logs endpoint)";
+        b.add(NETWORK, item, logs, "GB", &a.nat_gateway_gb);
     }
-    let out = measured.response_bytes * traffic.requests_per_month() / GB;
-    // Priced in tiers: the first 10 TB a month, then the next 40 TB.
-    let first = out.min(FIRST_EGRESS_TIER_GB);
-    b.add(
-        NETWORK,
-        "data transfer out (pages to users), first 10 TB",
-        first,
-        "GB",
-        &a.data_transfer_out_gb,
+    aws_egress(
+        b,
+        measured.response_bytes * traffic.requests_per_month() / GB,
     );
-    if out > FIRST_EGRESS_TIER_GB {
-        let next = (out - FIRST_EGRESS_TIER_GB).min(4.0 * FIRST_EGRESS_TIER_GB);
-        b.add(
-            NETWORK,
-            "data transfer out (pages to users), next 40 TB",
-            next,
-            "GB",
-            &a.data_transfer_out_gb_next_40tb,
-        );
-        if out > 5.0 * FIRST_EGRESS_TIER_GB {
-            b.unpriced(
-                NETWORK,
-                "data transfer out beyond 50 TB",
-                "no price for that tier in docs/prices.toml",
-            );
-        }
-    }
-    b.unpriced(
-        NETWORK,
-        "VPC flow log ingestion",
-        "not measured: flow records per request are not benchmarked",
-    );
+    let why = "not measured: flow records per request are not benchmarked";
+    b.unpriced(NETWORK, "VPC flow log ingestion", why);
 }
 
-fn aws_load_balancing(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured: &Measured) {
+/// Pages to users, priced in tiers: the first 10 TB a month, then the next 40 TB.
+fn aws_egress(b: &mut Biller, gb: f64) {
+    let prices = b.prices;
+    let a = &prices.aws;
+    let first = gb.min(FIRST_EGRESS_TIER_GB);
+    let item = "data transfer out (pages to users), first 10 TB";
+    b.add(NETWORK, item, first, "GB", &a.data_transfer_out_gb);
+    if gb > FIRST_EGRESS_TIER_GB {
+        let next = (gb - FIRST_EGRESS_TIER_GB).min(4.0 * FIRST_EGRESS_TIER_GB);
+        let item = "data transfer out (pages to users), next 40 TB";
+        b.add(NETWORK, item, next, "GB", &a.data_transfer_out_gb_next_40tb);
+    }
+    if gb > 5.0 * FIRST_EGRESS_TIER_GB {
+        let why = "no price for that tier in docs/prices.toml";
+        b.unpriced(NETWORK, "data transfer out beyond 50 TB", why);
+    }
+}
+
+fn aws_load_balancing(
+    b: &mut Biller,
+    env: &AwsEnvironment,
+    traffic: Traffic,
+    measured: &Measurements,
+) {
     let (prices, hours) = (b.prices, b.hours);
     let a = &prices.aws;
     for lb in &env.load_balancers {
@@ -412,7 +404,12 @@ fn aws_database(b: &mut Biller, env: &AwsEnvironment) {
     }
 }
 
-fn aws_observability(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, measured: &Measured) {
+fn aws_observability(
+    b: &mut Biller,
+    env: &AwsEnvironment,
+    traffic: Traffic,
+    measured: &Measurements,
+) {
     let prices = b.prices;
     let a = &prices.aws;
     let days_per_month = b.hours / 24.0;
@@ -463,7 +460,7 @@ fn aws_observability(b: &mut Biller, env: &AwsEnvironment, traffic: Traffic, mea
     );
 }
 
-fn aws_registry(b: &mut Biller, env: &AwsEnvironment, measured: &Measured) {
+fn aws_registry(b: &mut Biller, env: &AwsEnvironment, measured: &Measurements) {
     let prices = b.prices;
     let a = &prices.aws;
     let kept = env.images_kept.unwrap_or(1) as f64;
@@ -490,73 +487,103 @@ fn aws_registry(b: &mut Biller, env: &AwsEnvironment, measured: &Measured) {
 pub fn northflank_bill(
     project: &NorthflankProject,
     traffic: Traffic,
-    measured: &Measured,
+    measured: &Measurements,
     utilisation: f64,
     prices: &PriceTable,
 ) -> Bill {
     let mut b = Biller::new(prices);
     let mut instances = BTreeMap::new();
-    let n = &prices.northflank;
     for (name, service) in &project.services {
-        let Some(plan) = n.plans.get(&service.plan) else {
-            b.unpriced(
-                COMPUTE,
-                format!("{name}: plan {}", service.plan),
-                "plan not in docs/prices.toml",
-            );
-            continue;
-        };
         let per_vcpu = measured.requests_per_vcpu.get(name).copied().unwrap_or(0.0);
-        let needed = needed(
-            traffic.requests_per_second,
-            per_vcpu,
-            plan.vcpu,
-            utilisation,
-        );
-        let running = needed.max(service.instances);
-        b.add(
-            COMPUTE,
-            format!("{name}: {} instances", service.plan),
-            f64::from(running),
-            "instance-months",
-            &plan.price,
-        );
-        instances.insert(
-            name.clone(),
-            Instances {
-                needed,
-                running,
-                short: needed > service.instances,
-            },
-        );
+        let capacity = |vcpu| needed(traffic.requests_per_second, per_vcpu, vcpu, utilisation);
+        if let Some(count) = northflank_service(&mut b, name, service, capacity) {
+            instances.insert(name.clone(), count);
+        }
     }
     for addon in &project.addons {
-        match n.plans.get(&addon.plan) {
-            Some(plan) => b.add(
-                DATABASE,
-                format!("{}: {} replicas", addon.name, addon.plan),
-                f64::from(addon.replicas),
-                "replica-months",
-                &plan.price,
-            ),
-            None => b.unpriced(
-                DATABASE,
-                format!("{}: plan {}", addon.name, addon.plan),
-                "plan not in docs/prices.toml",
-            ),
-        }
-        b.add(
-            DATABASE,
-            format!("{}: storage", addon.name),
-            addon.storage_gb * f64::from(addon.replicas),
-            "GB-months",
-            &n.addon_storage_gb_month,
-        );
+        northflank_addon(&mut b, addon);
     }
     let out = measured.response_bytes * traffic.requests_per_month() / GB;
-    b.add(NETWORK, "egress (pages to users)", out, "GB", &n.egress_gb);
+    b.add(
+        NETWORK,
+        "egress (pages to users)",
+        out,
+        "GB",
+        &prices.northflank.egress_gb,
+    );
     Bill {
         items: b.items,
         instances,
+    }
+}
+
+/// A service's instances: at least the template's count (it does not autoscale), more when the
+/// measured capacity of its plan's vCPU (`needed(vcpu)`) asks for more.
+fn northflank_service(
+    b: &mut Biller,
+    name: &str,
+    service: &NorthflankService,
+    needed: impl Fn(f64) -> u32,
+) -> Option<Instances> {
+    let prices = b.prices;
+    let Some(plan) = prices.northflank.plans.get(&service.plan) else {
+        let item = format!("{name}: plan {}", service.plan);
+        b.unpriced(COMPUTE, item, "plan not in docs/prices.toml");
+        return None;
+    };
+    let needed = needed(plan.vcpu);
+    let running = needed.max(service.instances);
+    let item = format!("{name}: {} instances", service.plan);
+    b.add(
+        COMPUTE,
+        item,
+        f64::from(running),
+        "instance-months",
+        &plan.price,
+    );
+    Some(Instances {
+        needed,
+        running,
+        short: needed > service.instances,
+    })
+}
+
+fn northflank_addon(b: &mut Biller, addon: &NorthflankAddon) {
+    let prices = b.prices;
+    let n = &prices.northflank;
+    let replicas = f64::from(addon.replicas);
+    match n.plans.get(&addon.plan) {
+        Some(plan) => {
+            let item = format!("{}: {} replicas", addon.name, addon.plan);
+            b.add(DATABASE, item, replicas, "replica-months", &plan.price);
+        }
+        None => {
+            let item = format!("{}: plan {}", addon.name, addon.plan);
+            b.unpriced(DATABASE, item, "plan not in docs/prices.toml");
+        }
+    }
+    let storage = addon.storage_gb * replicas;
+    let item = format!("{}: storage", addon.name);
+    b.add(
+        DATABASE,
+        item,
+        storage,
+        "GB-months",
+        &n.addon_storage_gb_month,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needed;
+
+    #[test]
+    fn instances_follow_capacity_and_headroom() {
+        assert_eq!(needed(0.0, 3000.0, 0.25, 0.6), 0, "no traffic, no need");
+        assert_eq!(needed(10.0, 3000.0, 0.25, 0.6), 1);
+        // 3000 req/s per vCPU × 0.25 vCPU × 60 % = 450 req/s per task.
+        assert_eq!(needed(450.0, 3000.0, 0.25, 0.6), 1);
+        assert_eq!(needed(451.0, 3000.0, 0.25, 0.6), 2);
+        assert_eq!(needed(500.0, 3000.0, 1.0, 0.6), 1);
     }
 }
