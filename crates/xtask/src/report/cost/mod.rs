@@ -283,25 +283,6 @@ impl Cost {
         let _ = writeln!(out, "\n{}", self.crossover);
         out
     }
-
-    /// `AWS $X–$Y a month (idle–500 req/s); Northflank …`: the README's summary line.
-    pub fn summary(&self) -> String {
-        let aws: Vec<String> = self
-            .levels
-            .iter()
-            .map(|l| cell(l.aws_bills().map(|b| (b.total(), b.complete(), true))))
-            .collect();
-        let nf: Vec<String> = self
-            .levels
-            .iter()
-            .map(|l| cell(l.northflank().map(|b| (b.total(), b.complete(), true))))
-            .collect();
-        format!(
-            "AWS {} a month (idle, 10, 500 req/s); Northflank {}",
-            aws.join(" / "),
-            nf.join(" / ")
-        )
-    }
 }
 
 impl Level {
