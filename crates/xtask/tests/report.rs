@@ -253,3 +253,120 @@ fn counts_changed_lines() {
     assert_eq!(report::line_changes("a\nb\nc\n", "a\nx\nc\nd\n"), (2, 1));
     assert_eq!(report::line_changes("", "a\n"), (1, 0));
 }
+
+/// Writes the figures of a copy and reads them back, typed.
+fn write_and_read(root: &Path) -> report::Figures {
+    let output = xtask(&["--no-security"], root);
+    assert!(output.status.success(), "{}", text(&output));
+    let figures = std::fs::read_to_string(root.join(report::FIGURES)).unwrap();
+    serde_json::from_str(&figures).expect("docs/figures.json reads back as Figures")
+}
+
+/// Level name → (AWS total over every environment, Northflank total or None when unpriced).
+fn totals(figures: &report::Figures) -> Vec<(String, f64, Option<f64>)> {
+    let report::cost::CostFigures::Computed(cost) = &figures.cost else {
+        panic!("cost figures not computed: {:?}", figures.cost);
+    };
+    cost.levels
+        .iter()
+        .map(|level| {
+            let aws = level
+                .bills
+                .iter()
+                .filter(|(target, _)| target.starts_with("aws "))
+                .map(|(_, bill)| bill.total())
+                .sum();
+            let nf = &level.bills[report::cost::NORTHFLANK];
+            (level.name.clone(), aws, nf.complete().then(|| nf.total()))
+        })
+        .collect()
+}
+
+/// The cost figures come from the renders, the catalog, the bench results and
+/// docs/prices.toml alone: a price or a catalog size changed in a copy moves the totals, and
+/// Northflank prices, once entered, give a Northflank total and a crossover.
+#[test]
+fn cost_follows_prices_and_catalog_sizes() {
+    let copy = scratch_copy();
+    let root = copy.path();
+    let before = totals(&write_and_read(root));
+    assert_eq!(before.len(), 3, "idle, 10 and 500 req/s: {before:?}");
+    assert!(
+        before.windows(2).all(|w| w[0].1 < w[1].1),
+        "more traffic costs more on AWS: {before:?}"
+    );
+
+    // Twice the Fargate vCPU price: every level costs more.
+    edit(&root.join("docs/prices.toml"), |t| {
+        t.replacen("usd = 0.04048", "usd = 0.08096", 1)
+    });
+    let doubled = totals(&write_and_read(root));
+    for ((level, old, _), (_, new, _)) in before.iter().zip(&doubled) {
+        assert!(
+            new > old,
+            "{level}: {old} → {new} after doubling the vCPU price"
+        );
+    }
+
+    // A four times larger api task (catalog size): more compute at every level.
+    edit(&root.join("services.toml"), |t| {
+        t.replacen("cpu = 256\nmemory = 512", "cpu = 1024\nmemory = 2048", 1)
+    });
+    let larger = totals(&write_and_read(root));
+    for ((level, old, _), (_, new, _)) in doubled.iter().zip(&larger) {
+        assert!(
+            new > old,
+            "{level}: {old} → {new} after growing the api task"
+        );
+    }
+
+    // Northflank prices entered: a Northflank total at every level, and a crossover sentence.
+    edit(&root.join("docs/prices.toml"), |t| {
+        let mut out = String::new();
+        for line in t.lines() {
+            if line.starts_with("missing = ") {
+                out.push_str("usd = 10.0\n");
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    });
+    let figures = write_and_read(root);
+    for (level, _, nf) in totals(&figures) {
+        assert!(nf.is_some_and(|t| t > 0.0), "{level}: Northflank unpriced");
+    }
+    let report::cost::CostFigures::Computed(cost) = &figures.cost else {
+        unreachable!()
+    };
+    assert!(
+        cost.crossover.contains("req/s") && !cost.crossover.contains("not computed"),
+        "{}",
+        cost.crossover
+    );
+}
+
+/// A price without its source is refused, naming it; nothing is written.
+#[test]
+fn refuses_a_price_without_a_source() {
+    let copy = scratch_copy();
+    let root = copy.path();
+    let figures_before = std::fs::read_to_string(root.join(report::FIGURES)).unwrap();
+    edit(&root.join("docs/prices.toml"), |t| {
+        t.replacen(
+            "source = \"https://aws.amazon.com/fargate/pricing/\"",
+            "source = \"\"",
+            1,
+        )
+    });
+    let output = xtask(&["--no-security"], root);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("aws.fargate_vcpu_hour needs a `source`"),
+        "{}",
+        text(&output)
+    );
+    let figures_after = std::fs::read_to_string(root.join(report::FIGURES)).unwrap();
+    assert_eq!(figures_before, figures_after, "a refused run wrote figures");
+}
