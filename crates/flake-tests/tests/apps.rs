@@ -35,6 +35,7 @@ fn aws_env<'a>(command: &'a mut Command, moto: &Moto, work: &Path) -> &'a mut Co
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env("HOME", work.join("home"))
+        .env("TMPDIR", work.join("tmp"))
         .env("BOOTSTRAP_DIR", work.join("bootstrap"))
         .env("GITHUB_REPOSITORY", "example/iac-experiment")
         .env("ALERT_EMAIL", "alerts@example.com")
@@ -168,6 +169,16 @@ fn updated_resource_types(plan: &str) -> Vec<String> {
         .collect()
 }
 
+/// The apps remove their temporary directories (plans, variables, archives).
+fn assert_no_temporary_files(work: &Path) {
+    let left: Vec<_> = std::fs::read_dir(work.join("tmp"))
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "the apps left temporary files: {left:?}");
+}
+
 fn image_manifest() -> serde_json::Map<String, serde_json::Value> {
     let built = &harness::get().summary.image_manifest;
     harness::realise(&built.drv_paths).expect("build the image manifest");
@@ -188,6 +199,7 @@ fn bootstrap_deploy_plan_migrate_push_and_destroy_staging_on_moto() {
     let moto = Moto::start_tls(&work.join("cert.pem"), &work.join("key.pem"));
     let registry = Registry::start(&format!("{FAKE_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"));
     std::fs::create_dir_all(work.join("home")).expect("home");
+    std::fs::create_dir_all(work.join("tmp")).expect("tmp");
 
     // 1. The state bucket and CI roles, with local state; the operator
     //    approves the plan (bootstrap-aws asks, it is run by hand once).
@@ -198,6 +210,49 @@ fn bootstrap_deploy_plan_migrate_push_and_destroy_staging_on_moto() {
     );
     let bucket = bootstrap_output(work, "state_bucket");
 
+    // 1b. Run again after a flake update moved the provider: the kept
+    //     .terraform.lock.hcl names a version the new mirror lacks, and
+    //     bootstrap-aws's `init -upgrade` selects the one there is.
+    let lock = work.join("bootstrap/.terraform.lock.hcl");
+    let text = std::fs::read_to_string(&lock).expect("the bootstrap keeps its lock file");
+    std::fs::write(
+        &lock,
+        text.replace("version     = \"5.100.0\"", "version     = \"5.99.0\""),
+    )
+    .expect("write");
+    assert!(
+        std::fs::read_to_string(&lock)
+            .expect("lock")
+            .contains("5.99.0"),
+        "the lock file's format changed:\n{text}"
+    );
+    succeed_answering(
+        "bootstrap-aws (again, stale lock file)",
+        aws_env(&mut Command::new(harness.app("bootstrap-aws")), &moto, work),
+        "yes\n",
+    );
+
+    // 1c. push-images alone on a fresh environment says what creates the repositories.
+    let fresh = aws_env(
+        registry.command(&harness.app("push-images")).arg("staging"),
+        &moto,
+        work,
+    )
+    .output()
+    .expect("push-images");
+    assert_eq!(
+        fresh.status.code(),
+        Some(1),
+        "{}",
+        show("push-images (fresh)", &fresh)
+    );
+    assert!(
+        String::from_utf8_lossy(&fresh.stderr)
+            .contains("does not exist: nix run .#deploy-aws -- staging creates it"),
+        "{}",
+        show("push-images (fresh)", &fresh)
+    );
+
     // 2. ECR repositories, the images to the registry, terraform apply (S3 backend in moto).
     let deploy = harness.app("deploy-aws");
     succeed(
@@ -205,6 +260,7 @@ fn bootstrap_deploy_plan_migrate_push_and_destroy_staging_on_moto() {
         aws_env(registry.command(&deploy).arg("staging"), &moto, work)
             .env("TF_STATE_BUCKET", &bucket),
     );
+    assert_no_temporary_files(work);
     for (name, tag) in image_manifest() {
         let tags = registry.tags(&format!("staging/{name}"));
         assert!(
@@ -273,14 +329,76 @@ fn bootstrap_deploy_plan_migrate_push_and_destroy_staging_on_moto() {
         "push-images pushed an existing tag again:\n{pushed}"
     );
 
-    // 5. migrate-aws: moto updates the function's code but cannot run it.
+    // 5. migrate-aws updates the function to this build's zip, then invokes
+    //    it. That is where it stops here: moto runs Lambda code only in
+    //    Docker, and this machine's AWS CLI is v1 (PyPI; awscli2 is in no
+    //    registry), which lacks the invoke's v2 option --cli-binary-format.
+    let code_sha = || {
+        let out = succeed(
+            "aws lambda get-function",
+            aws_env(
+                Command::new("aws").args([
+                    "lambda",
+                    "get-function",
+                    "--function-name",
+                    "staging-migrate",
+                ]),
+                &moto,
+                work,
+            ),
+        );
+        let function: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        function["Configuration"]["CodeSha256"]
+            .as_str()
+            .expect("CodeSha256")
+            .to_owned()
+    };
+    let deployed = code_sha();
+    // Another build's code on the function first, so the update is visible.
+    std::fs::write(work.join("bootstrap-other"), "another build").expect("write");
+    succeed(
+        "zip",
+        Command::new("zip")
+            .current_dir(work)
+            .args(["-q", "other.zip", "bootstrap-other"]),
+    );
+    succeed(
+        "aws lambda update-function-code (another build)",
+        aws_env(
+            Command::new("aws")
+                .args([
+                    "lambda",
+                    "update-function-code",
+                    "--function-name",
+                    "staging-migrate",
+                    "--zip-file",
+                ])
+                .arg(format!("fileb://{}", work.join("other.zip").display())),
+            &moto,
+            work,
+        ),
+    );
+    assert_ne!(code_sha(), deployed);
     let migrate = aws_env(&mut Command::new(harness.app("migrate-aws")), &moto, work)
         .arg("staging")
         .env("TF_STATE_BUCKET", &bucket)
         .output()
         .expect("migrate-aws");
-    println!("{}", show("migrate-aws staging", &migrate));
+    println!(
+        "{}",
+        show("migrate-aws staging (stops at the invoke)", &migrate)
+    );
+    assert_eq!(
+        code_sha(),
+        deployed,
+        "migrate-aws did not put this build's zip on the function"
+    );
+    assert!(
+        !migrate.status.success(),
+        "the invoke cannot succeed on moto; did migrate-aws skip it?"
+    );
 
+    assert_no_temporary_files(work);
     destroy_staging(&moto, work, &bucket);
 }
 
@@ -336,6 +454,17 @@ fn apps_reject_bad_arguments_before_touching_anything() {
     assert_fails_with(
         &app_output("bootstrap-aws", &["extra"], &[]),
         "usage: nix run .#bootstrap-aws (no arguments)",
+    );
+    assert_fails_with(
+        &app_output(
+            "bootstrap-aws",
+            &[],
+            &[
+                ("AWS_REGION", "eu-west-1"),
+                ("GITHUB_REPOSITORY", "example/iac"),
+            ],
+        ),
+        "AWS_REGION is eu-west-1 but infra/production/main.tf.json deploys to us-east-1",
     );
 }
 
