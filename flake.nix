@@ -6,6 +6,12 @@
 
     crane.url = "github:ipetkov/crane";
 
+    # RustSec's advisories for crane's cargoAudit check (crane's quick-start-workspace).
+    advisory-db = {
+      url = "github:rustsec/advisory-db";
+      flake = false;
+    };
+
     terranix = {
       url = "github:terranix/terranix";
       inputs.nixpkgs.follows = "nixpkgs";

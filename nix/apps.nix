@@ -9,8 +9,15 @@
 #   deploy-aws ENV               ECR repositories, images, then terraform apply
 #   migrate-aws ENV              update and invoke the migration Lambda
 #   bootstrap-aws                state bucket and CI roles, once per account
-#   plan-northflank ENV          `northflank plan` with this build's images
-#   deploy-northflank ENV        images to GHCR, then `northflank deploy`
+#   plan-northflank              `northflank plan` with this build's images
+#   deploy-northflank            images to GHCR, then `northflank deploy`
+#
+# Terraform takes the state lock with -lock-timeout (a concurrent run waits
+# instead of failing). A lock left by a killed run is released with
+# `terraform force-unlock LOCK_ID` in a directory initialised with the same
+# backend (README "Nix"). When an apply fails to write the state, Terraform
+# writes errored.tfstate: the apps keep it under
+# ~/.local/state/iac-experiment/ and say so (`terraform state push` restores it).
 {
   perSystem = {
     config,
@@ -36,6 +43,18 @@
         printf 'error: %s\n' "$*" >&2
         exit 1
       }
+
+      # Temporary files and directories, removed on exit (after tf_cleanup,
+      # when the app has one, kept what a person needs).
+      TEMP_PATHS=()
+      # shellcheck disable=SC2317 # run by the EXIT trap
+      on_exit() {
+        if declare -F tf_cleanup >/dev/null; then
+          tf_cleanup
+        fi
+        rm -rf "''${TEMP_PATHS[@]}"
+      }
+      trap on_exit EXIT
 
       # require VAR "what it is": fail with a clear message when VAR is unset or empty.
       require() {
@@ -76,6 +95,16 @@
         printf '%s.dkr.ecr.%s.amazonaws.com' "$account" "$AWS_REGION"
       }
 
+      # require_repositories ENV: every image's ECR repository exists (deploy-aws
+      # creates them; push-images alone cannot).
+      require_repositories() {
+        local name
+        while read -r name _; do
+          aws ecr describe-repositories --repository-names "$1/$name" >/dev/null 2>&1 ||
+            die "ECR repository $1/$name does not exist: nix run .#deploy-aws -- $1 creates it"
+        done <${imageList}
+      }
+
       ecr_login() {
         aws ecr get-login-password --region "$AWS_REGION" |
           skopeo login --username AWS --password-stdin "$1"
@@ -98,6 +127,7 @@
         local registry=$1 env=$2 name tag stream archive ref
         local dir
         dir=$(mktemp -d)
+        TEMP_PATHS+=("$dir")
         # skopeo needs a signature policy; pushing our own archives needs none.
         printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$dir/policy.json"
         while read -r name tag stream; do
@@ -106,10 +136,15 @@
           [[ -n "''${GHCR_REPOSITORY:-}" ]] && refs+=("$(ghcr_prefix)/$name:$tag")
           archive=""
           for ref in "''${refs[@]}"; do
-            if skopeo inspect --raw "docker://$ref" >/dev/null 2>&1; then
+            if skopeo inspect --raw "docker://$ref" >/dev/null 2>"$dir/inspect.err"; then
               echo "exists: $ref"
               continue
             fi
+            # Only a missing manifest means "push"; anything else (auth,
+            # network, a missing repository) is an error to show, not to retry
+            # as a push that an immutable repository would refuse.
+            grep -Eqi 'manifest unknown|manifest_unknown|not found' "$dir/inspect.err" ||
+              die "cannot inspect $ref: $(cat "$dir/inspect.err")"
             if [[ -z "$archive" ]]; then
               archive="$dir/$name.tar"
               "$stream" >"$archive"
@@ -127,6 +162,22 @@
       # Terraform working directory: a temporary copy of the rendered
       # infra/<env>/main.tf.json, this build's variables, the S3 backend.
       TF_DIR=""
+      TF_LOCK_TIMEOUT=''${TF_LOCK_TIMEOUT:-10m}
+      # On exit (base's on_exit): keep errored.tfstate (a failed state write)
+      # where a person can push it back, then remove the directory (plans,
+      # variables).
+      # shellcheck disable=SC2317 # run by on_exit
+      tf_cleanup() {
+        [[ -n "$TF_DIR" && -d "$TF_DIR" ]] || return 0
+        if [[ -f "$TF_DIR/errored.tfstate" ]]; then
+          local kept
+          kept=''${XDG_STATE_HOME:-$HOME/.local/state}/iac-experiment/errored-$(date -u +%Y%m%dT%H%M%SZ).tfstate
+          mkdir -p "$(dirname "$kept")"
+          cp "$TF_DIR/errored.tfstate" "$kept"
+          echo "error: Terraform could not save the state; it is in $kept (restore: terraform state push $kept)" >&2
+        fi
+        rm -rf "$TF_DIR"
+      }
       tf_prepare() {
         local env=$1
         require AWS_REGION "the AWS region of the deployment, e.g. us-east-1"
@@ -177,6 +228,7 @@
         push-images = app "push-images" "Push this build's images to ECR (and GHCR when GHCR_REPOSITORY is set)" aws [awsEnvironment registries] ''
           aws_environment "$@"
           registry=$(ecr_registry)
+          require_repositories "$1"
           ecr_login "$registry"
           [[ -z "''${GHCR_REPOSITORY:-}" ]] || ghcr_login
           push_images "$registry" "$1"
@@ -200,13 +252,13 @@
           tf_prepare "$1"
           mapfile -t targets < <(jq -r '.resource.aws_ecr_repository // {} | keys[] | "-target=aws_ecr_repository.\(.)"' "$TF_DIR/main.tf.json")
           ((''${#targets[@]})) || die "infra/$1/main.tf.json declares no aws_ecr_repository"
-          terraform -chdir="$TF_DIR" apply -input=false -auto-approve "''${targets[@]}"
+          terraform -chdir="$TF_DIR" apply -input=false -lock-timeout="$TF_LOCK_TIMEOUT" -auto-approve "''${targets[@]}"
           registry=$(ecr_registry)
           ecr_login "$registry"
           [[ -z "''${GHCR_REPOSITORY:-}" ]] || ghcr_login
           push_images "$registry" "$1"
-          terraform -chdir="$TF_DIR" plan -input=false -out=deploy.tfplan
-          terraform -chdir="$TF_DIR" apply -input=false -auto-approve deploy.tfplan
+          terraform -chdir="$TF_DIR" plan -input=false -lock-timeout="$TF_LOCK_TIMEOUT" -out=deploy.tfplan
+          terraform -chdir="$TF_DIR" apply -input=false -lock-timeout="$TF_LOCK_TIMEOUT" -auto-approve deploy.tfplan
           echo "deployed $1; run the migrations with: nix run .#migrate-aws -- $1"
         '';
 
@@ -223,6 +275,7 @@
             --zip-file "fileb://${config.packages.migration-lambda}" >/dev/null
           aws lambda wait function-updated --function-name "$function"
           result=$(mktemp)
+          TEMP_PATHS+=("$result")
           response=$(aws lambda invoke --function-name "$function" --cli-read-timeout 0 \
             --cli-binary-format raw-in-base64-out --payload '{}' "$result")
           if jq -e '.FunctionError' <<<"$response" >/dev/null; then
@@ -239,13 +292,21 @@
           (($# == 0)) || die "usage: nix run .#bootstrap-aws (no arguments)"
           require AWS_REGION "the AWS region of the state bucket and the deployments"
           require GITHUB_REPOSITORY "owner/name of the GitHub repository whose workflows deploy"
+          # The state bucket lives where the environments deploy.
+          for env in production staging; do
+            region=$(jq -r '.provider.aws.region // empty' "${rendered.all}/infra/$env/main.tf.json")
+            [[ -z "$region" || "$region" == "$AWS_REGION" ]] ||
+              die "AWS_REGION is $AWS_REGION but infra/$env/main.tf.json deploys to $region"
+          done
           account=$(aws sts get-caller-identity --query Account --output text) ||
             die "no AWS credentials (aws sts get-caller-identity failed)"
           # Local state, kept outside the repository: keep this directory.
           dir=''${BOOTSTRAP_DIR:-''${XDG_STATE_HOME:-$HOME/.local/state}/iac-experiment/bootstrap-$account}
           mkdir -p "$dir"
           install -m 0644 "${rendered.all}/infra/bootstrap/main.tf.json" "$dir/main.tf.json"
-          terraform -chdir="$dir" init -input=false
+          # -upgrade: the directory keeps .terraform.lock.hcl between runs, and
+          # after a flake update the provider it selected is no longer there.
+          terraform -chdir="$dir" init -input=false -upgrade
           terraform -chdir="$dir" apply -input=false \
             -var "github_repository=$GITHUB_REPOSITORY" \
             -var "account_id=$account" \

@@ -102,6 +102,13 @@
             nativeBuildInputs = [pkgs.postgresql_16];
           });
 
+        # RustSec advisories from the pinned advisory-db input, so the check
+        # runs in the sandbox (crane's quick-start-workspace `cargoAudit`).
+        cargo-audit = craneLib.cargoAudit {
+          inherit (commonArgs) src;
+          inherit (inputs) advisory-db;
+        };
+
         # bans, licenses and sources (crane's default `cargoDenyChecks`).
         cargo-deny = craneLib.cargoDeny (commonArgs
           // {
@@ -162,7 +169,11 @@
             inherit root;
             fileset = root + "/.github";
           }) [pkgs.actionlint pkgs.shellcheck pkgs.zizmor] ''
-            actionlint
+            # actionlint's usage (docs/usage.md): given files it lints exactly
+            # those; given none it looks for `.github/workflows` next to a
+            # `.git` upwards, and this copy has no `.git` ("no project was
+            # found", exit 3). shellcheck on PATH checks the `run:` scripts.
+            actionlint .github/workflows/*.yml
             zizmor --offline .github/workflows
           '';
       }

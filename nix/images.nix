@@ -3,9 +3,14 @@
 # shell or package manager. The tag is the image derivation's own `imageTag`
 # (a hash of its configuration and contents), so a tag names exactly one build.
 #
+# Nothing that changes per commit goes into an image: its configuration is
+# hashed into the tag, so a revision label would re-tag, re-push and roll every
+# service on every commit. The commit is kept beside the images instead
+# (`revision` in the `images` directory), which no tag depends on.
+#
 # Packages: `image-<name>` (a script that streams the image as a docker
 # archive), `image-manifest` (JSON: name -> tag, read by the deploy apps) and
-# `images` (all of them in one directory).
+# `images` (all of them, the manifest and the revision in one directory).
 {self, ...}: {
   perSystem = {
     config,
@@ -29,7 +34,9 @@
         inherit (w) name;
         # /etc/ssl/certs/ca-bundle.crt and friends, nothing else.
         contents = [pkgs.dockerTools.caCertificates];
-        # A writable /tmp for a read-only root filesystem.
+        # An empty /tmp with the usual mode, where a task could mount a
+        # writable volume. Under ECS's read-only root filesystem it is not
+        # writable by itself; the workloads write no files.
         extraCommands = "mkdir -m 1777 tmp";
         config = {
           # The same unprivileged uid the ECS task definitions run as (nix/aws/containers.nix).
@@ -50,7 +57,6 @@
           };
           Labels = {
             "org.opencontainers.image.title" = w.name;
-            "org.opencontainers.image.revision" = revision;
             "org.opencontainers.image.licenses" = "MIT";
           };
         };
@@ -72,6 +78,10 @@
             {
               name = "manifest.json";
               path = manifest;
+            }
+            {
+              name = "revision";
+              path = pkgs.writeText "revision" revision;
             }
           ]
         );

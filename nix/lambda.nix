@@ -1,11 +1,13 @@
 # The migration Lambda (`provided.al2023`): the catalog's `lambda = true` job's
 # binary, statically linked against musl, as `bootstrap` in a zip.
 #
-# crane's cross-musl example sets CARGO_BUILD_TARGET and `+crt-static`; because
-# this workspace compiles C (ring, aws-lc-sys), the crate is built with crane
-# over `pkgsCross.musl64` (crane's cross-rust-overlay example), so crane also
-# points cargo's linker and the cc crate at the musl C toolchain. rust-overlay
-# adds the musl standard library (rust-toolchain.toml lists the target too).
+# Because this workspace compiles C (ring, aws-lc-sys), the crate is built
+# with crane over `pkgsCross.musl64` (crane's cross-rust-overlay example):
+# crane's mkCrossToolchainEnv then sets CARGO_BUILD_TARGET to the host
+# platform's rustcTarget and points cargo's linker and the cc crate at the musl
+# C toolchain, and musl targets link statically by default (`+crt-static`), so
+# neither is repeated here; the zip step below checks the result is static.
+# rust-overlay adds the musl standard library (rust-toolchain.toml lists it).
 #
 # Package (x86_64-linux only): `migration-lambda`, the zip file itself.
 {inputs, ...}: {
@@ -27,8 +29,6 @@
       inherit (craneLibMusl.crateNameFromCargoToml {cargoToml = ../crates/${job.crate}/Cargo.toml;}) pname version;
       strictDeps = true;
       cargoExtraArgs = "-p ${job.crate}";
-      CARGO_BUILD_TARGET = "x86_64-unknown-linux-musl";
-      CARGO_BUILD_RUSTFLAGS = "-C target-feature=+crt-static";
       SQLX_OFFLINE = "true";
       doCheck = false;
     };

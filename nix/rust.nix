@@ -3,6 +3,18 @@
 # every crate, and each crate built from its own source fileset so a change to
 # one crate rebuilds only what depends on it.
 #
+# Feature unification: `-p <crate>` resolves features for that crate's graph
+# alone, so some dependencies get other features than in the workspace-wide
+# `buildDepsOnly` and recompile in the crate's build. Measured with
+# `cargo tree -e normal,build -f '{p} {f}' -p <crate>` against `--workspace`
+# (Cargo.lock of 2026-11): api 7 packages differ (syn, hyper, hyper-util,
+# tower, base64, ...), web 21, migrate 5, xtask 15, northflank 17; each is
+# recompiled with its dependents. Kept on purpose: a per-crate derivation is
+# what keeps an image tag per service (a change to web does not re-tag, re-push
+# and roll api). crane's remedy that keeps both is cargo-hakari (a
+# workspace-hack crate every crate depends on, as in quick-start-workspace);
+# it is the next step, not taken here because it edits every crate's manifest.
+#
 # Module arguments for the other modules: `craneLib`, `rustWorkspace`.
 # Packages: one per workspace crate that has a binary the flake ships
 # (the catalog's workloads, `xtask` for `nix run .#dev`, `northflank`).

@@ -18,6 +18,18 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with(&[], "http")
+    }
+
+    /// moto serving HTTPS with a PEM certificate and key (`AWS_CA_BUNDLE`
+    /// makes clients trust it): for calls a bucket policy allows over TLS
+    /// only, which moto enforces.
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Self::start_with(&["--ssl-cert", &cert, "--ssl-key", &key], "https")
+    }
+
+    fn start_with(extra_args: &[&str], scheme: &str) -> Self {
         let python = std::env::var_os("PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| require_program("python3", "install Python 3 with moto[server]"));
@@ -26,6 +38,7 @@ impl Moto {
         let mut child = Command::new(&python)
             .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra_args)
             // AWS-managed policies (e.g. AWSLambdaVPCAccessExecutionRole) exist.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
@@ -59,7 +72,7 @@ impl Moto {
         Moto {
             child,
             python,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 
