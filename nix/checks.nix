@@ -2,7 +2,8 @@
 # (clippy, rustfmt, tests, cargo-deny sharing the workspace's cargoArtifacts).
 #
 # The test suite here is the part that needs only PostgreSQL, which runs inside
-# the build sandbox (crates/test-postgres starts a throwaway server). Browser
+# the build sandbox (crates/test-postgres starts a throwaway server), and moto
+# on loopback (the api's credential-rotation tests). Browser
 # tests (chromium), Terraform plan/moto/checkov tests (crates/infra-tests) and
 # anything else that needs tools or services outside the sandbox run from
 # `.ci/run` instead.
@@ -99,7 +100,8 @@
           // {
             inherit cargoArtifacts;
             cargoTestExtraArgs = lib.concatMapStringsSep " " (name: "-p ${name}") sandboxTested;
-            nativeBuildInputs = [pkgs.postgresql_16];
+            # moto: Secrets Manager on loopback for the api's credential-rotation tests.
+            nativeBuildInputs = [pkgs.postgresql_16 (pkgs.python3.withPackages (ps: [ps.moto] ++ ps.moto.optional-dependencies.server or []))];
           });
 
         # RustSec advisories from the pinned advisory-db input, so the check

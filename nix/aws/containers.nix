@@ -5,6 +5,11 @@
 # role. Services find each other through ECS Service Connect: an upstream
 # `api` is `API_URL=http://api:3000` inside the cluster.
 #
+# A service with `database = true` reads the RDS-managed master secret itself
+# (`DB_SECRET_ARN`, with its task role) and re-reads it when RDS rotates it:
+# ECS `secrets` would be resolved once at task start and go stale after the
+# first rotation (README, "AWS": database credentials).
+#
 # Jobs other than the migration Lambda are not run on ECS (yet): they get an
 # ECR repository, nothing that runs them.
 {
@@ -23,6 +28,7 @@
   db = config.database;
 
   secretArn = tf "aws_db_instance.main.master_user_secret[0].secret_arn";
+  databaseServices = lib.filterAttrs (_: s: s.database) catalog.services;
   # Every catalog service that lists `name` among its upstreams.
   callersOf = name: lib.filter (s: lib.elem name s.upstreams) (lib.attrValues catalog.services);
 
@@ -41,6 +47,9 @@
       # Authenticate the server: the RDS CA bundle ships in the images.
       PGSSLMODE = "verify-full";
       PGSSLROOTCERT = db.caBundle.imagePath;
+      # User name and password: read from the secret by the service, not by ECS.
+      DB_SECRET_ARN = secretArn;
+      AWS_REGION = env.region;
     };
 
   containerDefinition = s: {
@@ -62,18 +71,6 @@
       inherit value;
       name = n;
     }) (environmentOf s);
-    # The RDS-managed master secret, by JSON key; resolved by ECS at start, so
-    # neither Terraform nor the task definition sees the password.
-    secrets = lib.optionals s.database [
-      {
-        name = "PGUSER";
-        valueFrom = "${secretArn}:username::";
-      }
-      {
-        name = "PGPASSWORD";
-        valueFrom = "${secretArn}:password::";
-      }
-    ];
     logConfiguration = {
       logDriver = "awslogs";
       options = {
@@ -176,43 +173,63 @@ in {
       aws_iam_role = perService (s:
         lib.nameValuePair "execution_${s.name}" {
           name = name "${s.name}-execution";
-          description = "ECS pulls ${s.name}'s image, writes its logs and resolves its secrets";
+          description = "ECS pulls ${s.name}'s image and writes its logs";
           assume_role_policy = h.assumedBy "ecs-tasks.amazonaws.com";
           permissions_boundary = tf "local.permissions_boundary";
-        });
+        })
+        // lib.mapAttrs' (_: s:
+          lib.nameValuePair "task_${s.name}" {
+            name = name "${s.name}-task";
+            description = "${s.name} at runtime: reads the database secret as it rotates";
+            assume_role_policy = h.assumedBy "ecs-tasks.amazonaws.com";
+            permissions_boundary = tf "local.permissions_boundary";
+          })
+        databaseServices;
 
-      aws_iam_role_policy = perService (s:
-        lib.nameValuePair "execution_${s.name}" {
-          name = "pull-log-and-read-secrets";
-          role = tf "aws_iam_role.execution_${s.name}.id";
-          policy = h.policy ([
+      aws_iam_role_policy =
+        perService (s:
+          lib.nameValuePair "execution_${s.name}" {
+            name = "pull-and-log";
+            role = tf "aws_iam_role.execution_${s.name}.id";
+            policy = h.policy [
               # Authorised on `*` only by AWS; the pull itself is scoped below.
               (h.allow "ecr:GetAuthorizationToken" "*")
               (h.allow ["ecr:BatchCheckLayerAvailability" "ecr:BatchGetImage" "ecr:GetDownloadUrlForLayer"]
                 (tf "aws_ecr_repository.${s.name}.arn"))
               (h.allow ["logs:CreateLogStream" "logs:PutLogEvents"]
                 "${tf "aws_cloudwatch_log_group.service_${s.name}.arn"}:*")
-            ]
-            ++ lib.optionals s.database [
+            ];
+          })
+        // lib.mapAttrs' (_: s:
+          lib.nameValuePair "task_${s.name}" {
+            name = "read-database-secret";
+            role = tf "aws_iam_role.task_${s.name}.id";
+            policy = h.policy [
               (h.allow "secretsmanager:GetSecretValue" secretArn)
-              (h.allow "kms:Decrypt" (tf "aws_kms_key.database.arn"))
-            ]);
-        });
+              # The secret is encrypted with the database key: decrypt only for Secrets Manager.
+              ((h.allow "kms:Decrypt" (tf "aws_kms_key.database.arn"))
+                // {Condition.StringEquals."kms:ViaService" = "secretsmanager.${env.region}.amazonaws.com";})
+            ];
+          })
+        databaseServices;
 
       aws_ecs_task_definition = perService (s:
-        lib.nameValuePair s.name {
-          family = name s.name;
-          requires_compatibilities = ["FARGATE"];
-          network_mode = "awsvpc";
-          cpu = toString s.cpu;
-          memory = toString s.memory;
-          runtime_platform = {
-            operating_system_family = "LINUX";
-            cpu_architecture = "X86_64";
-          };
-          execution_role_arn = tf "aws_iam_role.execution_${s.name}.arn";
-          container_definitions = builtins.toJSON [(containerDefinition s)];
-        });
+        lib.nameValuePair s.name (
+          {
+            family = name s.name;
+            requires_compatibilities = ["FARGATE"];
+            network_mode = "awsvpc";
+            cpu = toString s.cpu;
+            memory = toString s.memory;
+            runtime_platform = {
+              operating_system_family = "LINUX";
+              cpu_architecture = "X86_64";
+            };
+            execution_role_arn = tf "aws_iam_role.execution_${s.name}.arn";
+            container_definitions = builtins.toJSON [(containerDefinition s)];
+          }
+          // lib.optionalAttrs s.database {task_role_arn = tf "aws_iam_role.task_${s.name}.arn";}
+        ));
 
       aws_security_group = perService (s:
         lib.nameValuePair "service_${s.name}" {

@@ -2,8 +2,8 @@
 # module uses (encrypted, with the environment's retention).
 #
 # - `database`: RDS storage, Performance Insights and the RDS-managed master
-#   secret; the migration function and the database clients' task execution
-#   roles may decrypt with it, nothing else.
+#   secret; the migration function and the database clients' task roles
+#   may decrypt with it (the secret, through Secrets Manager), nothing else.
 # - `observability`: CloudWatch log groups and the alarm topic.
 #
 # Key policies name the account root (so IAM policies decide, as usual) plus

@@ -39,6 +39,8 @@
     "aws_appautoscaling_target.reports"
     "aws_cloudwatch_log_group.service_reports"
     "aws_iam_role.execution_reports"
+    "aws_iam_role.task_reports"
+    "aws_iam_role_policy.task_reports"
     "aws_cloudwatch_metric_alarm.reports_unhealthy_targets"
   ];
   has = config: address: let
@@ -60,7 +62,8 @@
         (expect "${env}: /reports routes" ((lib.head r.aws_lb_listener_rule.reports.condition).path_pattern.values == ["/reports" "/reports/*"]))
         (expect "${env}: health check path" (r.aws_lb_target_group.reports.health_check.path == "/reports/health"))
         (expect "${env}: upstream address" (variables.API_URL == "http://api:3000"))
-        (expect "${env}: database secrets" (map (s: s.name) container.secrets == ["PGUSER" "PGPASSWORD"]))
+        (expect "${env}: database secret read by the task, not by ECS" (variables ? DB_SECRET_ARN && !(container ? secrets)))
+        (expect "${env}: task role" (r.aws_ecs_task_definition.reports.task_role_arn == "\${aws_iam_role.task_reports.arn}"))
         (expect "${env}: task size" (r.aws_ecs_task_definition.reports.cpu == "512"))
         (expect "${env}: image tag variable" (lib.hasSuffix "\${var.image_tags.reports}" container.image))
         (expect "${env}: ECR name" (r.aws_ecr_repository.reports.name == "${env}/reports"))

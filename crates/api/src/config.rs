@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use service_kit::config::{ConfigError, env_var, env_var_or};
+use service_kit::db::SecretSource;
 use sqlx::postgres::PgConnectOptions;
 
 /// Settings of the api.
@@ -14,6 +15,8 @@ pub struct Config {
     pub metrics_port: u16,
     /// `DATABASE_URL`, or `PGHOST` and the other libpq variables.
     pub database: PgConnectOptions,
+    /// `DB_SECRET_ARN`: user name and password from this secret, re-read as it rotates.
+    pub database_secret: Option<SecretSource>,
     /// Maximum time to handle a request (503 `timeout` after it).
     pub request_timeout: Duration,
     /// Maximum wait for a database connection (503 `database_unavailable` after it).
@@ -27,11 +30,14 @@ pub struct Config {
 impl Config {
     /// Read and validate the environment; errors name the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let port = env_var("PORT")?;
+        let metrics_port = env_var_or("METRICS_PORT", 9100)?;
+        let database = service_kit::db::settings_from_env()?;
         Ok(Self {
-            port: env_var("PORT")?,
-            metrics_port: env_var_or("METRICS_PORT", 9100)?,
-            database: service_kit::db::connect_options_from_env()?,
-            ..Self::defaults(PgConnectOptions::new_without_pgpass())
+            port,
+            metrics_port,
+            database_secret: database.secret,
+            ..Self::defaults(database.options)
         })
     }
 
@@ -41,6 +47,7 @@ impl Config {
             port: 0,
             metrics_port: 9100,
             database,
+            database_secret: None,
             request_timeout: Duration::from_secs(10),
             db_acquire_timeout: Duration::from_secs(3),
             max_connections: 10,

@@ -54,6 +54,10 @@ pub enum Error {
     /// The database cannot be reached (503).
     #[error("the database is unavailable, try again later")]
     DatabaseUnavailable,
+    /// The database rejected the credentials, which rotated and are being re-read (503, same
+    /// body as [`Self::DatabaseUnavailable`]).
+    #[error("the database is unavailable, try again later")]
+    CredentialsRejected,
     /// The request took too long (503).
     #[error("the request took too long, try again later")]
     Timeout,
@@ -93,7 +97,9 @@ impl Error {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DatabaseUnavailable | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::CredentialsRejected | Self::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,7 +117,7 @@ impl Error {
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::DatabaseUnavailable => "database_unavailable",
+            Self::DatabaseUnavailable | Self::CredentialsRejected => "database_unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
         }
@@ -141,6 +147,12 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, Json(self.body())).into_response();
+        if matches!(self, Self::CredentialsRejected) {
+            // Tells `service_kit::db::refresh_when_rejected` to re-read the secret.
+            response
+                .extensions_mut()
+                .insert(service_kit::db::CredentialsRejected);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -152,7 +164,10 @@ impl IntoResponse for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if service_kit::db::is_credentials_rejected(&e) {
+            tracing::warn!(error = %e, "the database rejected the credentials");
+            Self::CredentialsRejected
+        } else if is_unavailable(&e) {
             tracing::warn!(error = %e, "database unavailable");
             Self::DatabaseUnavailable
         } else {

@@ -10,12 +10,14 @@ pub mod extract;
 pub mod openapi;
 pub mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use service_kit::db::SecretCredentials;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -31,10 +33,13 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     /// Lazy pool: the api starts without the database and reconnects by itself.
     pub db: PgPool,
+    /// With `DB_SECRET_ARN`: keeps the pool's user name and password current as the secret rotates.
+    pub credentials: Option<Arc<SecretCredentials>>,
 }
 
 impl AppState {
-    /// A state whose pool connects lazily (no connection is made here).
+    /// A state whose pool connects lazily (no connection is made here) with `config.database`
+    /// as it is; see [`Self::from_config`] for the rotating secret.
     pub fn new(config: &Config) -> Self {
         let db = PgPoolOptions::new()
             .max_connections(config.max_connections)
@@ -42,14 +47,32 @@ impl AppState {
             .acquire_timeout(config.db_acquire_timeout)
             .test_before_acquire(true)
             .connect_lazy_with(config.database.clone());
-        Self { db }
+        Self {
+            db,
+            credentials: None,
+        }
+    }
+
+    /// [`Self::new`], and with `DB_SECRET_ARN` the secret's credentials: read once now (for at
+    /// most 10 s: the api also starts while Secrets Manager is unreachable), then re-read every
+    /// `DB_SECRET_REFRESH_SECONDS` and whenever the database rejects them, by a background task.
+    pub async fn from_config(config: &Config) -> Self {
+        let mut state = Self::new(config);
+        if let Some(source) = &config.database_secret {
+            let credentials =
+                Arc::new(SecretCredentials::from_env(source, config.database.clone()).await);
+            credentials.clone().keep_fresh(state.db.clone()).await;
+            state.credentials = Some(credentials);
+        }
+        state
     }
 }
 
 /// The full application router: `/api/...` routes, JSON 404/405, body limit, request timeout,
 /// request ids, tracing and HTTP metrics.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
-    let router = routes::router()
+    let credentials = state.credentials.clone();
+    let mut router = routes::router()
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -58,6 +81,13 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             timeout,
         ))
         .with_state(state);
+    if let Some(credentials) = credentials {
+        // A rejected password means the secret rotated: re-read it before the next connection.
+        router = router.layer(axum::middleware::from_fn_with_state(
+            credentials,
+            service_kit::db::refresh_when_rejected,
+        ));
+    }
     service_kit::instrument(router)
 }
 

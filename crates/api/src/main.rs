@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     exit_on_config_error(service_kit::telemetry::init("api"));
 
     // The pool is lazy: the api starts (and is live) even when the database is down.
-    let state = AppState::new(&config);
+    let state = AppState::from_config(&config).await;
     let app = api::app(state.clone(), config.request_timeout);
 
     if let Err(e) = service_kit::metrics::serve_metrics(config.metrics_port).await {

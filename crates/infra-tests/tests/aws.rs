@@ -477,7 +477,7 @@ fn images_are_immutable_and_scanned() {
 
 /// Container definitions embed ARNs known only after apply: read the render.
 #[test]
-fn containers_run_read_only_as_non_root_with_secrets_by_key() {
+fn containers_run_read_only_as_non_root() {
     let (services, _) = catalog_names();
     let (database_services, _) = database_clients();
     for env in ENVIRONMENTS {
@@ -495,33 +495,8 @@ fn containers_run_read_only_as_non_root_with_secrets_by_key() {
                 "{env}/{service} runs as root"
             );
             assert_eq!(container["logConfiguration"]["logDriver"], "awslogs");
-            let secrets: BTreeMap<&str, &str> = container["secrets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| {
-                    (
-                        s["name"].as_str().unwrap(),
-                        s["valueFrom"].as_str().unwrap(),
-                    )
-                })
-                .collect();
-            let environment: BTreeMap<&str, &str> = container["environment"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
-                .collect();
-            assert!(!environment.contains_key("PGPASSWORD"), "{env}/{service}");
             if database_services.contains(service) {
-                assert!(
-                    secrets["PGUSER"].ends_with(":username::"),
-                    "{env}/{service}"
-                );
-                assert!(
-                    secrets["PGPASSWORD"].ends_with(":password::"),
-                    "{env}/{service}"
-                );
+                let environment = container_environment(container);
                 assert_eq!(
                     environment["PGSSLMODE"], "verify-full",
                     "{env}/{service}: the server must be authenticated"
@@ -530,8 +505,6 @@ fn containers_run_read_only_as_non_root_with_secrets_by_key() {
                     environment["PGSSLROOTCERT"], IMAGE_CA_BUNDLE,
                     "{env}/{service}: the RDS CA bundle in the images"
                 );
-            } else {
-                assert!(secrets.is_empty(), "{env}/{service} gets database secrets");
             }
             let ecs = &render["resource"]["aws_ecs_service"][service];
             assert_eq!(ecs["deployment_circuit_breaker"]["rollback"], true);
@@ -552,6 +525,114 @@ fn containers_run_read_only_as_non_root_with_secrets_by_key() {
                 .any(|e| e["name"] == "API_URL" && e["value"] == "http://api:3000"),
             "{env}: web must reach api by its Service Connect name"
         );
+    }
+}
+
+fn container_environment(container: &Value) -> BTreeMap<&str, &str> {
+    container["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect()
+}
+
+/// Credentials that survive RDS's rotation of the master secret (README, "AWS"): ECS `secrets`
+/// are resolved once at task start and go stale, so no task definition carries a password or
+/// an ECS secret. A database service gets the secret's ARN and reads it itself, with a task role
+/// that may read exactly that secret and decrypt only through Secrets Manager; its execution
+/// role reads no secret. Container definitions embed ARNs known only after apply: the render.
+#[test]
+fn database_services_read_the_rotating_secret_with_their_task_role_only() {
+    const SECRET: &str = "${aws_db_instance.main.master_user_secret[0].secret_arn}";
+    let (services, _) = catalog_names();
+    let (database_services, _) = database_clients();
+    for env in ENVIRONMENTS {
+        let render = render(&render_path(env));
+        let resources = &render["resource"];
+        for service in &services {
+            let task = &resources["aws_ecs_task_definition"][service];
+            let containers: Value =
+                serde_json::from_str(task["container_definitions"].as_str().unwrap()).unwrap();
+            let container = &containers[0];
+            assert!(
+                container.get("secrets").is_none(),
+                "{env}/{service}: ECS secrets are read once, at task start"
+            );
+            let environment = container_environment(container);
+            for variable in ["PGPASSWORD", "PGUSER", "DATABASE_URL"] {
+                assert!(
+                    !environment.contains_key(variable),
+                    "{env}/{service}: {variable}"
+                );
+            }
+            let execution = &resources["aws_iam_role_policy"][format!("execution_{service}")];
+            for statement in policy_statements(&execution["policy"]) {
+                let actions = string_list(&statement["Action"]);
+                assert!(
+                    !actions
+                        .iter()
+                        .any(|a| a.starts_with("secretsmanager:") || a.starts_with("kms:")),
+                    "{env}/{service}: the execution role reads secrets: {actions:?}"
+                );
+            }
+            if !database_services.contains(service) {
+                assert!(task.get("task_role_arn").is_none(), "{env}/{service}");
+                assert!(
+                    !environment.contains_key("DB_SECRET_ARN"),
+                    "{env}/{service}"
+                );
+                continue;
+            }
+            assert_eq!(environment["DB_SECRET_ARN"], SECRET, "{env}/{service}");
+            let region = container["logConfiguration"]["options"]["awslogs-region"]
+                .as_str()
+                .unwrap();
+            assert_eq!(environment["AWS_REGION"], region, "{env}/{service}");
+            assert_eq!(
+                task["task_role_arn"],
+                format!("${{aws_iam_role.task_{service}.arn}}"),
+                "{env}/{service}"
+            );
+            let role = &resources["aws_iam_role"][format!("task_{service}")];
+            assert_eq!(
+                role["permissions_boundary"],
+                "${local.permissions_boundary}"
+            );
+            let task_role = format!("aws_iam_role.task_{service}.");
+            for (name, attachment) in resources_of(&render, "aws_iam_role_policy_attachment") {
+                let role = attachment["role"].as_str().unwrap_or_default();
+                assert!(
+                    !role.contains(&task_role),
+                    "{env}: {name} widens the task role"
+                );
+            }
+            let policy = &resources["aws_iam_role_policy"][format!("task_{service}")];
+            let mut granted = BTreeSet::new();
+            for statement in policy_statements(&policy["policy"]) {
+                let actions = string_list(&statement["Action"]);
+                let targets = string_list(&statement["Resource"]);
+                match actions.as_slice() {
+                    [action] if action == "secretsmanager:GetSecretValue" => {
+                        assert_eq!(targets, [SECRET], "{env}/{service}");
+                    }
+                    [action] if action == "kms:Decrypt" => {
+                        assert_eq!(targets, ["${aws_kms_key.database.arn}"], "{env}/{service}");
+                        assert_eq!(
+                            statement["Condition"]["StringEquals"]["kms:ViaService"],
+                            format!("secretsmanager.{region}.amazonaws.com"),
+                            "{env}/{service}: decrypt only through Secrets Manager"
+                        );
+                    }
+                    other => {
+                        panic!("{env}/{service}: the task role may only read the secret: {other:?}")
+                    }
+                }
+                assert_eq!(statement["Effect"], "Allow");
+                granted.insert(actions[0].clone());
+            }
+            assert_eq!(granted.len(), 2, "{env}/{service}: {granted:?}");
+        }
     }
 }
 

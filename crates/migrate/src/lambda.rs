@@ -7,8 +7,8 @@
 //! follows the standard AWS configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde::Deserialize;
-use service_kit::config::{ConfigError, env_var};
+use service_kit::config::ConfigError;
+use service_kit::db::{SecretCredentials, SecretSource};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::{Error, MIGRATOR, Summary};
@@ -16,8 +16,8 @@ use crate::{Error, MIGRATOR, Summary};
 /// Settings of the Lambda function, read once at cold start.
 #[derive(Clone)]
 pub struct LambdaConfig {
-    /// ARN (or name) of the database secret.
-    pub secret_arn: String,
+    /// `DB_SECRET_ARN`: the secret holding user name and password.
+    pub secret: SecretSource,
     /// Host, port, database, TLS from `PG*`; user and password replaced by the secret's.
     pub options: PgConnectOptions,
 }
@@ -26,16 +26,11 @@ impl LambdaConfig {
     /// Read `DB_SECRET_ARN` and the `PG*` variables.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            secret_arn: env_var("DB_SECRET_ARN")?,
+            secret: service_kit::db::secret_source_from_env()?
+                .ok_or_else(|| ConfigError::missing("DB_SECRET_ARN"))?,
             options: service_kit::db::from_pg_env()?,
         })
     }
-}
-
-#[derive(Deserialize)]
-struct DbSecret {
-    username: String,
-    password: String,
 }
 
 /// Why an invocation failed.
@@ -43,7 +38,7 @@ struct DbSecret {
 pub enum InvocationError {
     /// The secret could not be read or parsed.
     #[error("database secret: {0}")]
-    Secret(String),
+    Secret(#[from] service_kit::db::SecretError),
     /// Connecting or migrating failed.
     #[error(transparent)]
     Migrate(#[from] Error),
@@ -63,42 +58,8 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
-async fn fetch_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-) -> Result<DbSecret, InvocationError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            InvocationError::Secret(format!(
-                "GetSecretValue failed: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    let text = out
-        .secret_string()
-        .ok_or_else(|| InvocationError::Secret("the secret has no SecretString".to_owned()))?;
-    // Never include the secret text in errors.
-    serde_json::from_str(text).map_err(|_| {
-        InvocationError::Secret(
-            "SecretString is not JSON with string fields `username` and `password`".to_owned(),
-        )
-    })
-}
-
-async fn invoke(
-    config: &LambdaConfig,
-    client: &aws_sdk_secretsmanager::Client,
-) -> Result<Summary, InvocationError> {
-    let secret = fetch_secret(client, &config.secret_arn).await?;
-    let options = config
-        .options
-        .clone()
-        .username(&secret.username)
-        .password(&secret.password);
+async fn invoke(credentials: &SecretCredentials) -> Result<Summary, InvocationError> {
+    let options = credentials.connect_options().await?;
     let mut conn = crate::connect(&options, crate::CONNECT_TIMEOUT).await?;
     let summary = crate::run(&MIGRATOR, &mut conn).await?;
     tracing::info!(applied = ?summary.applied, already_applied = summary.already_applied, "migrations done");
@@ -107,14 +68,12 @@ async fn invoke(
 
 /// Run the Lambda runtime loop (talks to `AWS_LAMBDA_RUNTIME_API`) until the process ends.
 pub async fn run(config: LambdaConfig) -> Result<(), lambda_runtime::Error> {
-    let aws = aws_config::load_from_env().await;
-    let client = aws_sdk_secretsmanager::Client::new(&aws);
-    let config = &config;
-    let client = &client;
+    let credentials = SecretCredentials::from_env(&config.secret, config.options).await;
+    let credentials = &credentials;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             tracing::info!(request_id = %event.context.request_id, "migration invocation");
-            let result = invoke(config, client).await;
+            let result = invoke(credentials).await;
             if let Err(e) = &result {
                 tracing::error!(error = %e, "migration invocation failed");
             }

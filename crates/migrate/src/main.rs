@@ -41,7 +41,22 @@ async fn main() -> std::process::ExitCode {
 
     let cli = Cli::parse();
     exit_on_config_error(service_kit::telemetry::init("migrate"));
-    let options = exit_on_config_error(service_kit::db::connect_options_from_env());
+    let settings = exit_on_config_error(service_kit::db::settings_from_env());
+    let options = match &settings.secret {
+        None => settings.options,
+        // A one-shot run reads the secret once, just before connecting.
+        Some(source) => {
+            let credentials =
+                service_kit::db::SecretCredentials::from_env(source, settings.options).await;
+            match credentials.connect_options().await {
+                Ok(options) => options,
+                Err(e) => {
+                    eprintln!("migrate: database secret DB_SECRET_ARN: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let result: Result<bool, migrate::Error> = async {
         let mut conn = migrate::connect(
             &options,

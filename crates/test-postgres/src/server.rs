@@ -86,6 +86,26 @@ impl PgServer {
         )
     }
 
+    /// Make every role but `postgres` log in with its password (`scram-sha-256`), as a real
+    /// server does (the default is `trust`, which accepts any password); `postgres` keeps
+    /// `trust`, so [`Self::admin_url`] still works. For tests of credentials and their rotation.
+    pub fn require_passwords(&self) {
+        let rules = "# test-postgres: passwords for every role but postgres\n\
+                     local all postgres trust\n\
+                     host all postgres 127.0.0.1/32 trust\n\
+                     local all all scram-sha-256\n\
+                     host all all 127.0.0.1/32 scram-sha-256\n";
+        // Overwritten in place: the file keeps its owner (the server's user when run as root).
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(&hba, rules).unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+        let out = self.pg_ctl(&["reload"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl reload failed: {}",
+            describe(&out)
+        );
+    }
+
     /// Whether the server is currently running (as far as this handle knows).
     pub fn is_running(&self) -> bool {
         *self.running.lock().unwrap()

@@ -174,6 +174,8 @@ pub const SCRUB: &[&str] = &[
     "PGDATABASE",
     "PGSSLMODE",
     "PGSSLROOTCERT",
+    "DB_SECRET_ARN",
+    "DB_SECRET_REFRESH_SECONDS",
     "PORT",
     "METRICS_PORT",
     "LOG_FORMAT",
