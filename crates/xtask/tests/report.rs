@@ -283,8 +283,9 @@ fn totals(figures: &report::Figures) -> Vec<(String, f64, Option<f64>)> {
 }
 
 /// The cost figures come from the renders, the catalog, the bench results and
-/// docs/prices.toml alone: a price or a catalog size changed in a copy moves the totals, and
-/// Northflank prices, once entered, give a Northflank total and a crossover.
+/// docs/prices.toml alone: a price or a catalog size changed in a copy moves the totals, the
+/// Northflank prices still missing, once entered, complete its total and the crossover, and its
+/// per-vCPU rate moves that total.
 #[test]
 fn cost_follows_prices_and_catalog_sizes() {
     let copy = scratch_copy();
@@ -334,8 +335,20 @@ fn cost_follows_prices_and_catalog_sizes() {
         out
     });
     let figures = write_and_read(root);
-    for (level, _, nf) in totals(&figures) {
+    let entered = totals(&figures);
+    for (level, _, nf) in &entered {
         assert!(nf.is_some_and(|t| t > 0.0), "{level}: Northflank unpriced");
+    }
+
+    // Twice Northflank's vCPU rate: its plans cost more, so its total moves at every level.
+    edit(&root.join("docs/prices.toml"), |t| {
+        t.replacen("usd = 0.01667", "usd = 0.03334", 1)
+    });
+    for ((level, _, old), (_, _, new)) in entered.iter().zip(totals(&write_and_read(root))) {
+        assert!(
+            new > *old,
+            "{level}: Northflank {old:?} → {new:?} after doubling its vCPU rate"
+        );
     }
     let report::cost::CostFigures::Computed(cost) = &figures.cost else {
         unreachable!()

@@ -207,10 +207,13 @@ fn file_diff(path: &str, old: &Value, new: &Value) -> Result<FileDiff> {
 /// What `northflank plan` prints, grouped by kind of change.
 fn plan_changes(old: &Value, new: &Value) -> BTreeMap<String, Vec<String>> {
     use northflank::diff::Change;
-    let changes = northflank::diff::diff(
-        &northflank::template::content(old),
-        &northflank::template::content(new),
-    );
+    let content = |value: &Value| {
+        northflank::template::Template {
+            value: value.clone(),
+        }
+        .content()
+    };
+    let changes = northflank::diff::diff(&content(old), &content(new));
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for change in &changes {
         let (kind, path) = match change {

@@ -132,6 +132,39 @@ pub struct NodeSpec {
     pub billing: Option<Billing>,
     #[serde(default)]
     pub deployment: Option<Deployment>,
+    #[serde(default)]
+    pub autoscaling: Option<Autoscaling>,
+    /// A job run's time limit.
+    #[serde(default, rename = "activeDeadlineSeconds")]
+    pub active_deadline_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct Autoscaling {
+    #[serde(default)]
+    pub horizontal: Option<HorizontalAutoscaling>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HorizontalAutoscaling {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    #[serde(default)]
+    pub cpu: Option<CpuThreshold>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuThreshold {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub threshold_percentage: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

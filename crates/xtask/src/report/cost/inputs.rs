@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::super::benchmarks::Results;
-use super::super::render::{Template, Terraform};
+use super::super::render::{Node, Template, Terraform};
 use super::super::sizes::{DbInstanceResource, Scalar};
 
 /// The billable parts of one AWS environment.
@@ -77,15 +77,29 @@ pub struct Lambda {
 /// The billable parts of the Northflank project.
 #[derive(Debug, Clone)]
 pub struct NorthflankProject {
-    /// Service name → plan and the instance count the template fixes.
+    /// Service name → plan and scaling.
     pub services: BTreeMap<String, NorthflankService>,
+    pub jobs: Vec<NorthflankJob>,
     pub addons: Vec<NorthflankAddon>,
 }
 
+/// A deployment service: its plan, and the template's horizontal autoscaling (bounds and CPU
+/// threshold), or its fixed instance count when it does not autoscale.
 #[derive(Debug, Clone)]
 pub struct NorthflankService {
     pub plan: String,
-    pub instances: u32,
+    pub min: u32,
+    pub max: u32,
+    /// CPU threshold of the autoscaling, as a fraction (1.0 without one).
+    pub target_utilisation: f64,
+}
+
+/// A job: run on demand (the migration, once per deploy), each run within its deadline.
+#[derive(Debug, Clone)]
+pub struct NorthflankJob {
+    pub name: String,
+    pub plan: String,
+    pub deadline_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,26 +452,23 @@ fn ecr(render: &Terraform) -> Result<(Vec<String>, Option<u64>)> {
 
 impl NorthflankProject {
     pub fn read(template: &Template) -> Result<Self> {
-        let mut services = BTreeMap::new();
-        let mut addons = Vec::new();
+        let mut project = Self {
+            services: BTreeMap::new(),
+            jobs: Vec::new(),
+            addons: Vec::new(),
+        };
         for (node, billing, plan) in template.billed() {
             match node.kind() {
                 "DeploymentService" => {
-                    let instances = node
-                        .spec
-                        .deployment
-                        .as_ref()
-                        .and_then(|d| d.instances)
-                        .unwrap_or(1);
-                    services.insert(
-                        node.name().to_owned(),
-                        NorthflankService {
-                            plan: plan.to_owned(),
-                            instances: u32::try_from(instances).context("instance count")?,
-                        },
-                    );
+                    let service = NorthflankService::read(node, plan)?;
+                    project.services.insert(node.name().to_owned(), service);
                 }
-                "Addon" => addons.push(NorthflankAddon {
+                "ManualJob" | "CronJob" => project.jobs.push(NorthflankJob {
+                    name: node.name().to_owned(),
+                    plan: plan.to_owned(),
+                    deadline_seconds: node.spec.active_deadline_seconds.map(|s| s as f64),
+                }),
+                "Addon" => project.addons.push(NorthflankAddon {
                     name: node.name().to_owned(),
                     plan: plan.to_owned(),
                     replicas: billing
@@ -472,11 +483,38 @@ impl NorthflankProject {
                         .unwrap_or(0.0)
                         / 1024.0,
                 }),
-                // Jobs run on demand (the migration, once per deploy): not a monthly charge.
                 _ => {}
             }
         }
-        Ok(Self { services, addons })
+        Ok(project)
+    }
+}
+
+impl NorthflankService {
+    fn read(node: &Node, plan: &str) -> Result<Self> {
+        let fixed = node
+            .spec
+            .deployment
+            .as_ref()
+            .and_then(|d| d.instances)
+            .unwrap_or(1);
+        let fixed = u32::try_from(fixed).context("instance count")?;
+        let scaling = node
+            .spec
+            .autoscaling
+            .as_ref()
+            .and_then(|a| a.horizontal.as_ref())
+            .filter(|h| h.enabled);
+        let threshold = scaling
+            .and_then(|h| h.cpu.as_ref())
+            .filter(|c| c.enabled)
+            .and_then(|c| c.threshold_percentage);
+        Ok(Self {
+            plan: plan.to_owned(),
+            min: scaling.and_then(|h| h.min_replicas).unwrap_or(fixed),
+            max: scaling.and_then(|h| h.max_replicas).unwrap_or(fixed),
+            target_utilisation: threshold.map_or(1.0, |t| t / 100.0),
+        })
     }
 }
 

@@ -27,7 +27,7 @@ pub const LEVELS: [(&str, f64); 3] = [("idle", 0.0), ("10 req/s", 10.0), ("500 r
 /// The target every bill names Northflank's project by.
 pub const NORTHFLANK: &str = "northflank";
 
-const HOW: &str = "crates/xtask/src/report/cost: infra/<env>/main.tf.json (NAT gateways, Elastic IPs, interface endpoints × zones, load balancers, RDS instances, log groups and retention, alarms, dashboards, KMS keys, secrets, ECR repositories and lifecycle, Lambda), services.toml (task sizes), the render's scaling bounds and CPU target, northflank/template.json (plans, instances, addon replicas and storage), benchmarks/results.json (capacity, response and log bytes) and docs/prices.toml (every unit price, with source and date); unpriced or unmeasured items are listed and left out of totals";
+const HOW: &str = "crates/xtask/src/report/cost: infra/<env>/main.tf.json (NAT gateways, Elastic IPs, interface endpoints × zones, load balancers, RDS instances, log groups and retention, alarms, dashboards, KMS keys, secrets, ECR repositories and lifecycle, Lambda), services.toml (task sizes), the render's scaling bounds and CPU target, northflank/template.json (plans, autoscaling bounds and CPU threshold, the job's deadline, addon replicas and storage), benchmarks/results.json (capacity, response and log bytes) and docs/prices.toml (every unit price, with source and date); unpriced or unmeasured items are listed and left out of totals";
 
 /// The cost figures, or why they could not be computed (no benchmark results yet).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,8 +104,6 @@ struct Inputs {
     northflank: NorthflankProject,
     measured: Measurements,
     prices: PriceTable,
-    /// The scaling target CPU utilisation, applied to Northflank's instances too.
-    utilisation: f64,
 }
 
 impl Cost {
@@ -147,7 +145,7 @@ impl Cost {
         out += &self.instances_table().render();
         let short = self.levels.iter().flat_map(|l| l.bills.values());
         if short.flat_map(|b| b.instances.values()).any(|i| i.short) {
-            out += "\n† more than the configuration runs (AWS: the scaling maximum; Northflank: the template's fixed count, as this template does not autoscale); billed as needed.\n";
+            out += "\n† more than the configuration runs (the scaling maximum); billed at the maximum, so that level is under-served.\n";
         }
         out
     }
@@ -332,16 +330,11 @@ impl Inputs {
             .iter()
             .map(|env| AwsEnvironment::read(env, renders.environment(env), &catalog))
             .collect::<Result<Vec<_>>>()?;
-        let utilisation = aws
-            .first()
-            .and_then(|env| env.services.values().next())
-            .map_or(1.0, |s| s.target_utilisation);
         Ok(Self {
             aws,
             northflank: NorthflankProject::read(&renders.template.parsed)?,
             measured: Measurements::read(results).context("the cost figures")?,
             prices: PriceTable::load(root)?,
-            utilisation,
         })
     }
 
@@ -367,13 +360,7 @@ impl Inputs {
             requests_per_second: rps,
             hours,
         };
-        let nf = model::northflank_bill(
-            &self.northflank,
-            traffic,
-            &self.measured,
-            self.utilisation,
-            &self.prices,
-        );
+        let nf = model::northflank_bill(&self.northflank, traffic, &self.measured, &self.prices);
         bills.insert(NORTHFLANK.to_owned(), nf);
         bills
     }
@@ -449,22 +436,10 @@ impl Inputs {
         }
     }
 
-    /// At what traffic, if any, the cheaper target changes; stated as not computable while a
-    /// Northflank price is missing.
+    /// At what traffic, if any, the cheaper target changes, on the priced items; while a
+    /// Northflank price is missing, which items its totals leave out and what egress price
+    /// would reverse the order at the highest level.
     fn crossover(&self) -> String {
-        let unpriced: Vec<String> = self
-            .prices
-            .all()
-            .into_iter()
-            .filter(|(name, p)| name.starts_with("northflank.") && p.usd.is_none())
-            .map(|(name, _)| format!("`{name}`"))
-            .collect();
-        if !unpriced.is_empty() {
-            return format!(
-                "**Crossover: not computed.** Northflank's prices are missing from `{PRICES}` ({}): no public source read for this table gave them, and the report does not guess. With them entered, this line names the traffic (0–500 req/s, in steps of 1 req/s) at which the cheaper target changes.",
-                unpriced.join(", ")
-            );
-        }
         let difference = |rps: f64| {
             let bills = self.bills(rps);
             let nf = bills.get(NORTHFLANK).map_or(0.0, Bill::total);
@@ -472,7 +447,7 @@ impl Inputs {
         };
         let start = difference(0.0);
         let cheaper = |d: f64| if d > 0.0 { "Northflank" } else { "AWS" };
-        match (1..=500)
+        let mut out = match (1..=500)
             .map(f64::from)
             .find(|rps| (difference(*rps) > 0.0) != (start > 0.0))
         {
@@ -485,6 +460,46 @@ impl Inputs {
                 "**No crossover between idle and 500 req/s:** {} is cheaper at every level.",
                 cheaper(start)
             ),
+        };
+        let unpriced: Vec<String> = self
+            .prices
+            .all()
+            .into_iter()
+            .filter(|(name, p)| name.starts_with("northflank.") && p.usd.is_none())
+            .map(|(name, p)| format!("{} (`{name}`)", p.what))
+            .collect();
+        if unpriced.is_empty() {
+            return out;
         }
+        let _ = write!(
+            out,
+            " Northflank's totals leave out {}: no citable public source gave their prices, and the report does not guess, so its side is a lower bound.",
+            unpriced.join(" and ")
+        );
+        if let (Some((_, top)), true) = (
+            LEVELS.last(),
+            self.prices.northflank.egress_gb.usd.is_none(),
+        ) {
+            let traffic = Traffic {
+                requests_per_second: *top,
+                hours: self.prices.hours_per_month,
+            };
+            let gb = model::page_gb(traffic, &self.measured);
+            let margin = difference(*top);
+            if margin > 0.0 && gb > 0.0 {
+                let _ = write!(
+                    out,
+                    " At {top:.0} req/s it returns {:.1} TB of pages a month: Northflank stays the cheaper unless its egress costs more than ${:.3} a GB (AWS charges {} for its first 10 TB).",
+                    gb / 1000.0,
+                    margin / gb,
+                    self.prices
+                        .aws
+                        .data_transfer_out_gb
+                        .usd
+                        .map_or("an unpriced amount".to_owned(), |p| format!("${p}")),
+                );
+            }
+        }
+        out
     }
 }

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::inputs::{
-    AwsEnvironment, EcsService, Measurements, NorthflankAddon, NorthflankProject, NorthflankService,
+    AwsEnvironment, EcsService, Measurements, NorthflankAddon, NorthflankJob, NorthflankProject,
+    NorthflankService,
 };
 use super::prices::{Price, PriceTable};
 
@@ -482,32 +483,31 @@ fn aws_registry(b: &mut Biller, env: &AwsEnvironment, measured: &Measurements) {
     );
 }
 
-/// The month of the Northflank project. The scaling target of AWS is used as the headroom
-/// here too, so both targets run their instances equally loaded.
+/// The month of the Northflank project: each service at the instances its autoscaling runs,
+/// the migration job's runs, the database addon, egress.
 pub fn northflank_bill(
     project: &NorthflankProject,
     traffic: Traffic,
     measured: &Measurements,
-    utilisation: f64,
     prices: &PriceTable,
 ) -> Bill {
     let mut b = Biller::new(prices);
     let mut instances = BTreeMap::new();
     for (name, service) in &project.services {
-        let per_vcpu = measured.requests_per_vcpu.get(name).copied().unwrap_or(0.0);
-        let capacity = |vcpu| needed(traffic.requests_per_second, per_vcpu, vcpu, utilisation);
-        if let Some(count) = northflank_service(&mut b, name, service, capacity) {
+        if let Some(count) = northflank_service(&mut b, name, service, traffic, measured) {
             instances.insert(name.clone(), count);
         }
+    }
+    for job in &project.jobs {
+        northflank_job(&mut b, job);
     }
     for addon in &project.addons {
         northflank_addon(&mut b, addon);
     }
-    let out = measured.response_bytes * traffic.requests_per_month() / GB;
     b.add(
         NETWORK,
         "egress (pages to users)",
-        out,
+        page_gb(traffic, measured),
         "GB",
         &prices.northflank.egress_gb,
     );
@@ -517,60 +517,103 @@ pub fn northflank_bill(
     }
 }
 
-/// A service's instances: at least the template's count (it does not autoscale), more when the
-/// measured capacity of its plan's vCPU (`needed(vcpu)`) asks for more.
+/// GB of pages a month returns to users.
+pub fn page_gb(traffic: Traffic, measured: &Measurements) -> f64 {
+    measured.response_bytes * traffic.requests_per_month() / GB
+}
+
+/// `hours` of one `plan` instance, billed for its vCPU and its memory; false when the table
+/// has no such plan (then the item is listed unpriced).
+fn northflank_plan(b: &mut Biller, concern: &str, what: &str, plan: &str, hours: f64) -> bool {
+    let prices = b.prices;
+    let n = &prices.northflank;
+    let Some(size) = n.plans.get(plan) else {
+        b.unpriced(
+            concern,
+            format!("{what}: plan {plan}"),
+            "plan not in docs/prices.toml",
+        );
+        return false;
+    };
+    b.add(
+        concern,
+        format!("{what}: {plan} vCPU ({} vCPU)", size.vcpu),
+        hours * size.vcpu,
+        "vCPU-hours",
+        &n.vcpu_hour,
+    );
+    b.add(
+        concern,
+        format!("{what}: {plan} memory ({} GB)", size.memory_gb()),
+        hours * size.memory_gb(),
+        "GB-hours",
+        &n.memory_gb_hour,
+    );
+    true
+}
+
+/// A service's instances: what the measured capacity of its plan's vCPU needs at its
+/// autoscaling threshold, within the template's bounds.
 fn northflank_service(
     b: &mut Biller,
     name: &str,
     service: &NorthflankService,
-    needed: impl Fn(f64) -> u32,
+    traffic: Traffic,
+    measured: &Measurements,
 ) -> Option<Instances> {
-    let prices = b.prices;
-    let Some(plan) = prices.northflank.plans.get(&service.plan) else {
-        let item = format!("{name}: plan {}", service.plan);
-        b.unpriced(COMPUTE, item, "plan not in docs/prices.toml");
+    let vcpu = b.prices.northflank.plans.get(&service.plan).map(|p| p.vcpu);
+    let per_vcpu = measured.requests_per_vcpu.get(name).copied().unwrap_or(0.0);
+    let needed = vcpu.map(|vcpu| {
+        needed(
+            traffic.requests_per_second,
+            per_vcpu,
+            vcpu,
+            service.target_utilisation,
+        )
+    });
+    let running = needed.map_or(service.min, |n| n.clamp(service.min, service.max));
+    let what = format!("{name} ({running} instances)");
+    let hours = f64::from(running) * b.hours;
+    if !northflank_plan(b, COMPUTE, &what, &service.plan, hours) {
         return None;
-    };
-    let needed = needed(plan.vcpu);
-    let running = needed.max(service.instances);
-    let item = format!("{name}: {} instances", service.plan);
-    b.add(
-        COMPUTE,
-        item,
-        f64::from(running),
-        "instance-months",
-        &plan.price,
-    );
+    }
+    let needed = needed.unwrap_or(0);
     Some(Instances {
         needed,
         running,
-        short: needed > service.instances,
+        short: needed > service.max,
     })
 }
 
+/// The migration job: one run per deploy, each at its deadline (an upper bound), as the AWS
+/// side bills its Lambda.
+fn northflank_job(b: &mut Biller, job: &NorthflankJob) {
+    let Some(deadline) = job.deadline_seconds else {
+        let item = format!("{} job runs", job.name);
+        b.unpriced(
+            COMPUTE,
+            item,
+            "the template sets no run deadline to bound a run",
+        );
+        return;
+    };
+    let hours = DEPLOYS_PER_MONTH * deadline / 3600.0;
+    let what = format!(
+        "{} job ({DEPLOYS_PER_MONTH} runs × {deadline} s deadline, an upper bound)",
+        job.name
+    );
+    northflank_plan(b, COMPUTE, &what, &job.plan, hours);
+}
+
 fn northflank_addon(b: &mut Biller, addon: &NorthflankAddon) {
-    let prices = b.prices;
-    let n = &prices.northflank;
     let replicas = f64::from(addon.replicas);
-    match n.plans.get(&addon.plan) {
-        Some(plan) => {
-            let item = format!("{}: {} replicas", addon.name, addon.plan);
-            b.add(DATABASE, item, replicas, "replica-months", &plan.price);
-        }
-        None => {
-            let item = format!("{}: plan {}", addon.name, addon.plan);
-            b.unpriced(DATABASE, item, "plan not in docs/prices.toml");
-        }
-    }
+    let what = format!("{} ({} replicas)", addon.name, addon.replicas);
+    northflank_plan(b, DATABASE, &what, &addon.plan, replicas * b.hours);
     let storage = addon.storage_gb * replicas;
     let item = format!("{}: storage", addon.name);
-    b.add(
-        DATABASE,
-        item,
-        storage,
-        "GB-months",
-        &n.addon_storage_gb_month,
-    );
+    let prices = b.prices;
+    let price = &prices.northflank.addon_storage_gb_month;
+    b.add(DATABASE, item, storage, "GB-months", price);
 }
 
 #[cfg(test)]

@@ -68,18 +68,31 @@ pub struct AwsPrices {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NorthflankPrices {
+    /// Pay-as-you-go compute: every plan is billed for its vCPU and its memory.
+    pub vcpu_hour: Price,
+    pub memory_gb_hour: Price,
     pub plans: BTreeMap<String, Plan>,
     pub addon_storage_gb_month: Price,
     pub egress_gb: Price,
 }
 
-/// A Northflank compute plan: its size (published) and its monthly price per instance.
+/// A Northflank compute plan's size, as published; its price follows from the per-vCPU and
+/// per-GB rates.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub vcpu: f64,
     pub memory_mib: u32,
-    #[serde(flatten)]
-    pub price: Price,
+    pub what: String,
+    pub source: String,
+    pub read: String,
+}
+
+impl Plan {
+    /// Memory in GB as Northflank bills it (1,024 MiB a GB: `nf-compute-20`'s 512 MiB is 0.5).
+    pub fn memory_gb(&self) -> f64 {
+        f64::from(self.memory_mib) / 1024.0
+    }
 }
 
 impl PriceTable {
@@ -91,7 +104,7 @@ impl PriceTable {
         Ok(table)
     }
 
-    /// Every price, named as in the file (`aws.alb_hour`, `northflank.plans.nf-compute-20`).
+    /// Every price, named as in the file (`aws.alb_hour`, `northflank.vcpu_hour`).
     pub fn all(&self) -> Vec<(String, &Price)> {
         let a = &self.aws;
         let mut all: Vec<(String, &Price)> = [
@@ -129,11 +142,8 @@ impl PriceTable {
                 .map(|(class, p)| (format!("aws.rds_instance_hour.\"{class}\""), p)),
         );
         let n = &self.northflank;
-        all.extend(
-            n.plans
-                .iter()
-                .map(|(name, plan)| (format!("northflank.plans.{name}"), &plan.price)),
-        );
+        all.push(("northflank.vcpu_hour".into(), &n.vcpu_hour));
+        all.push(("northflank.memory_gb_hour".into(), &n.memory_gb_hour));
         all.push((
             "northflank.addon_storage_gb_month".into(),
             &n.addon_storage_gb_month,
@@ -142,7 +152,8 @@ impl PriceTable {
         all
     }
 
-    /// Every price carries a source and a date; an absent price says why; no price is negative.
+    /// Every price and plan carries a source and a date; an absent price says why; no price is
+    /// negative.
     fn validate(&self) -> Result<()> {
         if self.hours_per_month <= 0.0 {
             bail!("{PRICES}: hours_per_month must be positive");
@@ -160,6 +171,16 @@ impl PriceTable {
                     bail!("{PRICES}: {name} has both `usd` and `missing`; keep one")
                 }
                 _ => {}
+            }
+        }
+        for (name, plan) in &self.northflank.plans {
+            if plan.source.trim().is_empty() || plan.read.trim().is_empty() {
+                bail!(
+                    "{PRICES}: northflank.plans.{name} needs a `source` and the date it was `read`"
+                );
+            }
+            if plan.vcpu <= 0.0 || plan.memory_mib == 0 {
+                bail!("{PRICES}: northflank.plans.{name} needs a positive `vcpu` and `memory_mib`");
             }
         }
         Ok(())
