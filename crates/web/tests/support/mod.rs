@@ -168,6 +168,7 @@ impl Stack {
 async fn start_api(listener: TcpListener, db: &TestDb) -> Running {
     let state = api::AppState {
         db: db.pool().await,
+        credentials: None,
     };
     Running::serve(listener, api::app(state, Duration::from_secs(5)))
 }
