@@ -24,6 +24,14 @@
     binaryOf = w:
       config.packages.${w.crate} or (throw "workload `${w.name}`: crates/${w.crate} is not a workspace crate");
 
+    # The RDS certificate authorities at the path the task definitions give as
+    # PGSSLROOTCERT (nix/aws/database.nix, `caBundle.imagePath`): the services
+    # authenticate the database server (`verify-full`). Laid out like
+    # dockerTools.caCertificates, whose `contents` entries are linked into /.
+    rdsCaBundle = pkgs.runCommand "rds-ca-bundle" {} ''
+      install -D -m 0444 ${./aws/rds-ca-bundle.pem} "$out/etc/ssl/certs/rds-ca-bundle.pem"
+    '';
+
     image = w: let
       bin = binaryOf w;
       # Services run their binary; jobs their catalog `command`.
@@ -32,8 +40,8 @@
     in
       pkgs.dockerTools.streamLayeredImage {
         inherit (w) name;
-        # /etc/ssl/certs/ca-bundle.crt and friends, nothing else.
-        contents = [pkgs.dockerTools.caCertificates];
+        # /etc/ssl/certs/ca-bundle.crt and friends, and the RDS bundle; nothing else.
+        contents = [pkgs.dockerTools.caCertificates rdsCaBundle];
         # An empty /tmp with the usual mode, where a task could mount a
         # writable volume. Under ECS's read-only root filesystem it is not
         # writable by itself; the workloads write no files.

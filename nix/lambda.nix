@@ -49,9 +49,12 @@
           echo "bootstrap is not statically linked: $(file bootstrap)" >&2
           exit 1
         }
-        # Reproducible: fixed timestamp, no extra attributes.
-        touch -d @315532800 bootstrap
-        zip -X -q "$out" bootstrap
+        # The RDS certificate authorities, unpacked at /var/task/rds-ca-bundle.pem:
+        # the function's PGSSLROOTCERT (nix/aws/database.nix, `caBundle.lambdaPath`).
+        install -m 0444 ${./aws/rds-ca-bundle.pem} rds-ca-bundle.pem
+        # Reproducible: fixed timestamps, no extra attributes.
+        touch -d @315532800 bootstrap rds-ca-bundle.pem
+        zip -X -q "$out" bootstrap rds-ca-bundle.pem
       '';
   in {
     packages = lib.optionalAttrs (job != null && system == "x86_64-linux") {

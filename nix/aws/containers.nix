@@ -170,13 +170,14 @@ in {
 
       aws_cloudwatch_log_group = perService (s: lib.nameValuePair "service_${s.name}" (logGroup "/${env.name}/ecs/${s.name}"));
 
-      aws_iam_role = perService (s:
-        lib.nameValuePair "execution_${s.name}" {
-          name = name "${s.name}-execution";
-          description = "ECS pulls ${s.name}'s image and writes its logs";
-          assume_role_policy = h.assumedBy "ecs-tasks.amazonaws.com";
-          permissions_boundary = tf "local.permissions_boundary";
-        })
+      aws_iam_role =
+        perService (s:
+          lib.nameValuePair "execution_${s.name}" {
+            name = name "${s.name}-execution";
+            description = "ECS pulls ${s.name}'s image and writes its logs";
+            assume_role_policy = h.assumedBy "ecs-tasks.amazonaws.com";
+            permissions_boundary = tf "local.permissions_boundary";
+          })
         // lib.mapAttrs' (_: s:
           lib.nameValuePair "task_${s.name}" {
             name = name "${s.name}-task";

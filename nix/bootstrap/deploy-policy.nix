@@ -99,102 +99,107 @@
     # The VPC: each kind of resource is created only with the project's tag,
     # in a VPC (subnet, ...) that carries it; everything else only on tagged
     # resources.
-    network = lib.mapAttrsToList (type: actions:
-      onCreate (allow "Create${sidOf type}" actions (ec2 type)
-        // lib.optionalAttrs (type == "vpc-endpoint") {
-          # Endpoints of AWS services only.
-          Condition.StringEquals."ec2:VpceServiceOwner" = "amazon";
-        }))
-    ec2Creates
-    ++ [
-      (onOwn (allow "Vpc" [
-          # The parent resources (VPC, subnet, address, ...) of a create.
-          "ec2:CreateFlowLogs"
-          "ec2:CreateNatGateway"
-          "ec2:CreateRouteTable"
-          "ec2:CreateSecurityGroup"
-          "ec2:CreateSubnet"
-          "ec2:CreateVpcEndpoint"
-          "ec2:AssociateRouteTable"
-          "ec2:AttachInternetGateway"
-          "ec2:AuthorizeSecurityGroupEgress"
-          "ec2:AuthorizeSecurityGroupIngress"
-          "ec2:CreateRoute"
-          "ec2:CreateTags"
-          "ec2:DeleteFlowLogs"
-          "ec2:DeleteInternetGateway"
-          "ec2:DeleteNatGateway"
-          "ec2:DeleteRoute"
-          "ec2:DeleteRouteTable"
-          "ec2:DeleteSecurityGroup"
-          "ec2:DeleteSubnet"
-          "ec2:DeleteTags"
-          "ec2:DeleteVpc"
-          "ec2:DeleteVpcEndpoints"
-          "ec2:DetachInternetGateway"
-          "ec2:DisassociateAddress"
-          "ec2:DisassociateRouteTable"
-          "ec2:ModifySecurityGroupRules"
-          "ec2:ModifySubnetAttribute"
-          "ec2:ModifyVpcAttribute"
-          "ec2:ModifyVpcEndpoint"
-          "ec2:ReleaseAddress"
-          "ec2:ReplaceRoute"
-          "ec2:ReplaceRouteTableAssociation"
-          "ec2:RevokeSecurityGroupEgress"
-          "ec2:RevokeSecurityGroupIngress"
-          "ec2:UpdateSecurityGroupRuleDescriptionsEgress"
-          "ec2:UpdateSecurityGroupRuleDescriptionsIngress"
-        ]
-        ec2Owned))
-      # Tags in the call that creates a resource.
-      (when {StringEquals."ec2:CreateAction" = map (lib.removePrefix "ec2:") (lib.concatLists (lib.attrValues ec2Creates));}
-        (allow "TagOnCreate" "ec2:CreateTags" ec2Owned))
-      # The VPC's default security group exists untagged; Terraform adopts it
-      # (aws_default_security_group) by tagging it first.
-      (when {
-        StringEquals."aws:RequestTag/Project" = n.project;
-        StringEqualsIfExists."aws:ResourceTag/Project" = n.project;
-      } (allow "AdoptDefaultSecurityGroup" "ec2:CreateTags" (ec2 "security-group")))
-      # Lambda creates its network interfaces untagged; Terraform deletes the
-      # migration function's leftover (available) ones before its security
-      # group and subnets. An interface in use cannot be deleted.
-      (allow "LambdaNetworkInterfaces" "ec2:DeleteNetworkInterface" (ec2 "network-interface"))
-    ];
+    network =
+      lib.mapAttrsToList (type: actions:
+        onCreate (allow "Create${sidOf type}" actions (ec2 type)
+          // lib.optionalAttrs (type == "vpc-endpoint") {
+            # Endpoints of AWS services only.
+            Condition.StringEquals."ec2:VpceServiceOwner" = "amazon";
+          }))
+      ec2Creates
+      ++ [
+        (onOwn (allow "Vpc" [
+            # The parent resources (VPC, subnet, address, ...) of a create.
+            "ec2:CreateFlowLogs"
+            "ec2:CreateNatGateway"
+            "ec2:CreateRouteTable"
+            "ec2:CreateSecurityGroup"
+            "ec2:CreateSubnet"
+            "ec2:CreateVpcEndpoint"
+            "ec2:AssociateRouteTable"
+            "ec2:AttachInternetGateway"
+            "ec2:AuthorizeSecurityGroupEgress"
+            "ec2:AuthorizeSecurityGroupIngress"
+            "ec2:CreateRoute"
+            "ec2:CreateTags"
+            "ec2:DeleteFlowLogs"
+            "ec2:DeleteInternetGateway"
+            "ec2:DeleteNatGateway"
+            "ec2:DeleteRoute"
+            "ec2:DeleteRouteTable"
+            "ec2:DeleteSecurityGroup"
+            "ec2:DeleteSubnet"
+            "ec2:DeleteTags"
+            "ec2:DeleteVpc"
+            "ec2:DeleteVpcEndpoints"
+            "ec2:DetachInternetGateway"
+            "ec2:DisassociateAddress"
+            "ec2:DisassociateRouteTable"
+            "ec2:ModifySecurityGroupRules"
+            "ec2:ModifySubnetAttribute"
+            "ec2:ModifyVpcAttribute"
+            "ec2:ModifyVpcEndpoint"
+            "ec2:ReleaseAddress"
+            "ec2:ReplaceRoute"
+            "ec2:ReplaceRouteTableAssociation"
+            "ec2:RevokeSecurityGroupEgress"
+            "ec2:RevokeSecurityGroupIngress"
+            "ec2:UpdateSecurityGroupRuleDescriptionsEgress"
+            "ec2:UpdateSecurityGroupRuleDescriptionsIngress"
+          ]
+          ec2Owned))
+        # Tags in the call that creates a resource.
+        (when {StringEquals."ec2:CreateAction" = map (lib.removePrefix "ec2:") (lib.concatLists (lib.attrValues ec2Creates));}
+          (allow "TagOnCreate" "ec2:CreateTags" ec2Owned))
+        # The VPC's default security group exists untagged; Terraform adopts it
+        # (aws_default_security_group) by tagging it first.
+        (when {
+          StringEquals."aws:RequestTag/Project" = n.project;
+          StringEqualsIfExists."aws:ResourceTag/Project" = n.project;
+        } (allow "AdoptDefaultSecurityGroup" "ec2:CreateTags" (ec2 "security-group")))
+        # Lambda creates its network interfaces untagged; Terraform deletes the
+        # migration function's leftover (available) ones before its security
+        # group and subnets. An interface in use cannot be deleted.
+        (allow "LambdaNetworkInterfaces" "ec2:DeleteNetworkInterface" (ec2 "network-interface"))
+      ];
 
     edge =
       [
         (onCreate (allow "CreateLoadBalancers" [
-          "elasticloadbalancing:CreateLoadBalancer"
-          "elasticloadbalancing:CreateTargetGroup"
-        ] loadBalancing))
-        (when {StringEquals."elasticloadbalancing:CreateAction" = [
-            "CreateListener"
-            "CreateLoadBalancer"
-            "CreateRule"
-            "CreateTargetGroup"
-          ];}
+            "elasticloadbalancing:CreateLoadBalancer"
+            "elasticloadbalancing:CreateTargetGroup"
+          ]
+          loadBalancing))
+        (when {
+            StringEquals."elasticloadbalancing:CreateAction" = [
+              "CreateListener"
+              "CreateLoadBalancer"
+              "CreateRule"
+              "CreateTargetGroup"
+            ];
+          }
           (allow "TagLoadBalancersOnCreate" "elasticloadbalancing:AddTags" loadBalancing))
         (onOwn (allow "LoadBalancers" [
-          "elasticloadbalancing:AddListenerCertificates"
-          "elasticloadbalancing:AddTags"
-          "elasticloadbalancing:CreateListener"
-          "elasticloadbalancing:CreateRule"
-          "elasticloadbalancing:DeleteListener"
-          "elasticloadbalancing:DeleteLoadBalancer"
-          "elasticloadbalancing:DeleteRule"
-          "elasticloadbalancing:DeleteTargetGroup"
-          "elasticloadbalancing:ModifyListener"
-          "elasticloadbalancing:ModifyListenerAttributes"
-          "elasticloadbalancing:ModifyLoadBalancerAttributes"
-          "elasticloadbalancing:ModifyRule"
-          "elasticloadbalancing:ModifyTargetGroup"
-          "elasticloadbalancing:ModifyTargetGroupAttributes"
-          "elasticloadbalancing:RemoveListenerCertificates"
-          "elasticloadbalancing:RemoveTags"
-          "elasticloadbalancing:SetSecurityGroups"
-          "elasticloadbalancing:SetSubnets"
-        ] loadBalancing))
+            "elasticloadbalancing:AddListenerCertificates"
+            "elasticloadbalancing:AddTags"
+            "elasticloadbalancing:CreateListener"
+            "elasticloadbalancing:CreateRule"
+            "elasticloadbalancing:DeleteListener"
+            "elasticloadbalancing:DeleteLoadBalancer"
+            "elasticloadbalancing:DeleteRule"
+            "elasticloadbalancing:DeleteTargetGroup"
+            "elasticloadbalancing:ModifyListener"
+            "elasticloadbalancing:ModifyListenerAttributes"
+            "elasticloadbalancing:ModifyLoadBalancerAttributes"
+            "elasticloadbalancing:ModifyRule"
+            "elasticloadbalancing:ModifyTargetGroup"
+            "elasticloadbalancing:ModifyTargetGroupAttributes"
+            "elasticloadbalancing:RemoveListenerCertificates"
+            "elasticloadbalancing:RemoveTags"
+            "elasticloadbalancing:SetSecurityGroups"
+            "elasticloadbalancing:SetSubnets"
+          ]
+          loadBalancing))
         # Cloud Map namespaces and their tags have no resource type in IAM.
         (onCreate (allowInRegion "ServiceConnectNamespaces" [
           "servicediscovery:CreateHttpNamespace"
@@ -241,23 +246,25 @@
         # Register creates a scalable target, and changes it.
         (onCreate (allow "CreateScalableTargets" "application-autoscaling:RegisterScalableTarget" scalableTargets))
         (onOwn (allow "AutoScaling" [
-          "application-autoscaling:DeleteScalingPolicy"
-          "application-autoscaling:DeregisterScalableTarget"
-          "application-autoscaling:PutScalingPolicy"
-          "application-autoscaling:RegisterScalableTarget"
-        ] scalableTargets))
+            "application-autoscaling:DeleteScalingPolicy"
+            "application-autoscaling:DeregisterScalableTarget"
+            "application-autoscaling:PutScalingPolicy"
+            "application-autoscaling:RegisterScalableTarget"
+          ]
+          scalableTargets))
         (onCreate (allow "CreateMigrationFunction" "lambda:CreateFunction" functions))
         (onOwn (allow "MigrationFunction" [
-          "lambda:AddPermission"
-          "lambda:DeleteFunction"
-          # Drops the reserved concurrency that earlier renders set.
-          "lambda:DeleteFunctionConcurrency"
-          "lambda:InvokeFunction"
-          "lambda:PublishVersion"
-          "lambda:RemovePermission"
-          "lambda:UpdateFunctionCode"
-          "lambda:UpdateFunctionConfiguration"
-        ] functions))
+            "lambda:AddPermission"
+            "lambda:DeleteFunction"
+            # Drops the reserved concurrency that earlier renders set.
+            "lambda:DeleteFunctionConcurrency"
+            "lambda:InvokeFunction"
+            "lambda:PublishVersion"
+            "lambda:RemovePermission"
+            "lambda:UpdateFunctionCode"
+            "lambda:UpdateFunctionConfiguration"
+          ]
+          functions))
       ]
       ++ tagging "AutoScaling" ["application-autoscaling:TagResource"] ["application-autoscaling:UntagResource"] scalableTargets
       ++ tagging "Function" ["lambda:TagResource"] ["lambda:UntagResource"] functions;
@@ -265,24 +272,26 @@
     data =
       [
         (onCreate (allow "CreateDatabase" [
-          "rds:CreateDBInstance"
-          "rds:CreateDBParameterGroup"
-          "rds:CreateDBSubnetGroup"
-        ] database))
+            "rds:CreateDBInstance"
+            "rds:CreateDBParameterGroup"
+            "rds:CreateDBSubnetGroup"
+          ]
+          database))
         (onOwn (allow "Database" [
-          # The parameter and subnet groups a new instance names.
-          "rds:CreateDBInstance"
-          "rds:CreateDBSnapshot"
-          "rds:DeleteDBInstance"
-          "rds:DeleteDBParameterGroup"
-          "rds:DeleteDBSubnetGroup"
-          "rds:ModifyDBInstance"
-          "rds:ModifyDBParameterGroup"
-          "rds:ModifyDBSubnetGroup"
-          "rds:RebootDBInstance"
-          # Terraform resets a parameter removed from the parameter group.
-          "rds:ResetDBParameterGroup"
-        ] database))
+            # The parameter and subnet groups a new instance names.
+            "rds:CreateDBInstance"
+            "rds:CreateDBSnapshot"
+            "rds:DeleteDBInstance"
+            "rds:DeleteDBParameterGroup"
+            "rds:DeleteDBSubnetGroup"
+            "rds:ModifyDBInstance"
+            "rds:ModifyDBParameterGroup"
+            "rds:ModifyDBSubnetGroup"
+            "rds:RebootDBInstance"
+            # Terraform resets a parameter removed from the parameter group.
+            "rds:ResetDBParameterGroup"
+          ]
+          database))
         # The final snapshot (`<env>-postgres-final`): its request carries no
         # tags (RDS copies the instance's), so only its name scopes it.
         (allow "FinalSnapshots" "rds:CreateDBSnapshot" (underEnvironments (env: n.arn "rds" "snapshot:${env}-*")))
@@ -300,20 +309,21 @@
           Condition.StringEqualsIfExists."aws:ResourceTag/Project" = n.project;
         })
         (onOwn (allow "Keys" [
-          "kms:CreateAlias"
-          "kms:Decrypt"
-          "kms:DeleteAlias"
-          "kms:EnableKeyRotation"
-          "kms:Encrypt"
-          "kms:GenerateDataKey"
-          "kms:PutKeyPolicy"
-          "kms:RetireGrant"
-          "kms:ScheduleKeyDeletion"
-          "kms:TagResource"
-          "kms:UntagResource"
-          "kms:UpdateAlias"
-          "kms:UpdateKeyDescription"
-        ] keys))
+            "kms:CreateAlias"
+            "kms:Decrypt"
+            "kms:DeleteAlias"
+            "kms:EnableKeyRotation"
+            "kms:Encrypt"
+            "kms:GenerateDataKey"
+            "kms:PutKeyPolicy"
+            "kms:RetireGrant"
+            "kms:ScheduleKeyDeletion"
+            "kms:TagResource"
+            "kms:UntagResource"
+            "kms:UpdateAlias"
+            "kms:UpdateKeyDescription"
+          ]
+          keys))
         # RDS creates grants on the project's keys for its resources.
         (lib.recursiveUpdate (onOwn (allow "KeyGrants" "kms:CreateGrant" keys)) {
           Condition.Bool."kms:GrantIsForAWSResource" = "true";
@@ -414,14 +424,15 @@
       [
         (onCreate (allow "CreateLogGroups" "logs:CreateLogGroup" logGroups))
         (onOwn (allow "LogGroups" [
-          "logs:AssociateKmsKey"
-          "logs:DeleteLogGroup"
-          "logs:DeleteMetricFilter"
-          "logs:DeleteRetentionPolicy"
-          "logs:DisassociateKmsKey"
-          "logs:PutMetricFilter"
-          "logs:PutRetentionPolicy"
-        ] logGroups))
+            "logs:AssociateKmsKey"
+            "logs:DeleteLogGroup"
+            "logs:DeleteMetricFilter"
+            "logs:DeleteRetentionPolicy"
+            "logs:DisassociateKmsKey"
+            "logs:PutMetricFilter"
+            "logs:PutRetentionPolicy"
+          ]
+          logGroups))
         # PutMetricAlarm creates an alarm, and changes it.
         (onCreate (allow "CreateAlarms" "cloudwatch:PutMetricAlarm" alarms))
         (onOwn (allow "Alarms" ["cloudwatch:DeleteAlarms" "cloudwatch:PutMetricAlarm"] alarms))
@@ -432,10 +443,11 @@
         ] (underEnvironments (env: "arn:aws:cloudwatch::${n.account}:dashboard/${env}")))
         (onCreate (allow "CreateAlertTopics" "sns:CreateTopic" topics))
         (onOwn (allow "AlertTopics" [
-          "sns:DeleteTopic"
-          "sns:SetTopicAttributes"
-          "sns:Subscribe"
-        ] topics))
+            "sns:DeleteTopic"
+            "sns:SetTopicAttributes"
+            "sns:Subscribe"
+          ]
+          topics))
         # A subscription has no resource type in IAM.
         (allowInRegion "Unsubscribe" "sns:Unsubscribe")
       ]
