@@ -58,6 +58,19 @@ async fn secrets_manager(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// The database's secret as RDS names and shapes it, holding `role`'s first password.
+async fn create_db_secret(secrets: &Client, db: &TestDb, role: &str) -> String {
+    secrets
+        .create_secret()
+        .name(format!("rds!db-{}", db.name))
+        .secret_string(secret_string(role, BEFORE))
+        .send()
+        .await
+        .expect("CreateSecret on moto")
+        .arn
+        .expect("an ARN")
+}
+
 fn secret_string(role: &str, password: &str) -> String {
     json!({"username": role, "password": password, "engine": "postgres"}).to_string()
 }
@@ -169,15 +182,7 @@ async fn api_keeps_serving_through_a_password_rotation_under_load() {
 
     let moto = infra_tests::Moto::start();
     let secrets = secrets_manager(&moto.endpoint).await;
-    let arn = secrets
-        .create_secret()
-        .name(format!("rds!db-{}", db.name))
-        .secret_string(secret_string(&role, BEFORE))
-        .send()
-        .await
-        .expect("CreateSecret on moto")
-        .arn
-        .expect("an ARN");
+    let arn = create_db_secret(&secrets, &db, &role).await;
 
     // The refresh timer is far away: only a rejected password can make the api re-read the secret.
     let mut api = ApiProcess::start(&[
@@ -328,15 +333,7 @@ async fn the_refresh_timer_carries_a_rotated_password_into_the_pool() {
 
     let moto = infra_tests::Moto::start();
     let secrets = secrets_manager(&moto.endpoint).await;
-    let arn = secrets
-        .create_secret()
-        .name(format!("rds!db-{}", db.name))
-        .secret_string(secret_string(&role, BEFORE))
-        .send()
-        .await
-        .expect("CreateSecret on moto")
-        .arn
-        .expect("an ARN");
+    let arn = create_db_secret(&secrets, &db, &role).await;
 
     // Host, port and database only: user name and password come from the secret.
     let base = PgConnectOptions::new_without_pgpass()

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 
 /// A file under the root, as text.
 pub fn read_text(root: &Path, relative: &str) -> Result<String> {
@@ -20,21 +19,9 @@ pub fn read_optional(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Keys sorted at every level, two-space indent, trailing newline (`jq -S .`).
-pub fn canonical_json(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> =
-                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
-                Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    serde_json::to_string_pretty(&sorted(value)).unwrap_or_default() + "\n"
-}
+/// Keys sorted at every level, two-space indent, trailing newline (`jq -S .`): the one
+/// canonical form of every committed render and figure file.
+pub use infra_tests::canonical_json;
 
 /// Every text file under `path` (a file or a directory), keyed by its path relative to `root`:
 /// not dependencies, build output, lock files or Markdown.
