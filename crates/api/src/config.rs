@@ -1,5 +1,6 @@
 //! Configuration, from the environment only.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use service_kit::config::{ConfigError, env_var, env_var_or};
@@ -8,6 +9,8 @@ use sqlx::postgres::PgConnectOptions;
 /// Settings of the api.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `BIND_ADDRESS` (default `0.0.0.0`): the address both listeners bind.
+    pub bind: IpAddr,
     /// `PORT` (required): the public HTTP port.
     pub port: u16,
     /// `METRICS_PORT` (default 9100): Prometheus `/metrics`, not routed by the load balancer.
@@ -28,6 +31,7 @@ impl Config {
     /// Read and validate the environment; errors name the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
+            bind: service_kit::config::bind_address()?,
             port: env_var("PORT")?,
             metrics_port: env_var_or("METRICS_PORT", 9100)?,
             database: service_kit::db::connect_options_from_env()?,
@@ -38,6 +42,7 @@ impl Config {
     /// Default timeouts and pool size, with the given database (`port` 0, `metrics_port` 9100).
     pub fn defaults(database: PgConnectOptions) -> Self {
         Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
             port: 0,
             metrics_port: 9100,
             database,

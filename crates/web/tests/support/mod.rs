@@ -58,6 +58,7 @@ impl Drop for Running {
 /// returns its base URL.
 pub async fn start_web(api_url: &str, api_timeout: Duration) -> String {
     let config = web::Config {
+        bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port: 0,
         metrics_port: 0,
         api_url: api_url.parse().unwrap(),
