@@ -47,7 +47,7 @@ where
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 let detail = e.body_text();
-                let field = ["limit", "cursor"]
+                let field = ["limit", "cursor", "after"]
                     .into_iter()
                     .find(|f| detail.contains(f))
                     .unwrap_or("query");
