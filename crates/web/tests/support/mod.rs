@@ -1,5 +1,7 @@
 //! Test stack: a fresh database with the migrations applied (migrate crate), the real api
 //! router on a free port, and the web router pointing at it.
+// Each test file uses a different part of these helpers.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
