@@ -61,7 +61,9 @@ async fn after_walks_back_to_newer_pages() {
 
     // `cursor` wins over `after`.
     let both: Value = app
-        .get(&format!("/api/messages?limit=3&cursor={cursor}&after={oldest}"))
+        .get(&format!(
+            "/api/messages?limit=3&cursor={cursor}&after={oldest}"
+        ))
         .await
         .json()
         .await
