@@ -304,6 +304,8 @@ struct RunningStack {
     output: Lines,
     base: String,
     data_dir: PathBuf,
+    /// Every service's port and metrics port.
+    service_ports: Vec<u16>,
     _postgres_guard: PostgresGuard,
     _temp: tempfile::TempDir,
 }
@@ -364,6 +366,7 @@ impl RunningStack {
             output,
             base: format!("http://127.0.0.1:{router_port}"),
             data_dir,
+            service_ports: ports[3..].to_vec(),
             _postgres_guard: postgres_guard,
             _temp: temp,
         }
@@ -517,6 +520,62 @@ async fn a_killed_or_hung_up_stack_leaves_no_process() {
             "after {signal}, postgres left its postmaster.pid"
         );
     }
+}
+
+/// The address a socket listening on `port` is bound to, as `/proc/net/tcp` shows it
+/// (hex, e.g. `0100007F` for 127.0.0.1, `00000000` for every interface).
+fn listen_address(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (address, local_port) = fields.get(1)?.split_once(':')?;
+        let listening = fields.get(3) == Some(&"0A");
+        (listening && u16::from_str_radix(local_port, 16).ok()? == port).then(|| address.to_owned())
+    })
+}
+
+/// The services listen where the router does (127.0.0.1 by default), not on every
+/// interface; and when Postgres dies, the stack says so and stops, leaving nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_bind_the_router_address_and_a_dying_postgres_stops_the_stack() {
+    let mut running = RunningStack::start();
+    for port in &running.service_ports {
+        assert_eq!(
+            listen_address(*port).as_deref(),
+            Some("0100007F"),
+            "port {port} should listen on 127.0.0.1 only"
+        );
+    }
+    let pids = running.child_pids();
+    let postgres = *pids.last().expect("postgres pid");
+    nix::sys::signal::kill(postgres, Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = running.guard.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stack kept running without Postgres\n{}",
+            running.output.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        running
+            .output
+            .text()
+            .contains("postgres stopped unexpectedly"),
+        "{}",
+        running.output.text()
+    );
+    let left: Vec<Pid> = pids
+        .iter()
+        .copied()
+        .filter(|p| xtask::reaper::alive(*p))
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}");
 }
 
 /// The browser session; an `Err` carries a message (the caller closes the session first).
