@@ -1,5 +1,6 @@
 //! Configuration, from the environment only.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use service_kit::config::{ConfigError, env_var, env_var_or};
@@ -9,6 +10,8 @@ use sqlx::postgres::PgConnectOptions;
 /// Settings of the api.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `BIND_ADDRESS` (default `0.0.0.0`): the address both listeners bind.
+    pub bind: IpAddr,
     /// `PORT` (required): the public HTTP port.
     pub port: u16,
     /// `METRICS_PORT` (default 9100): Prometheus `/metrics`, not routed by the load balancer.
@@ -34,6 +37,7 @@ impl Config {
         let metrics_port = env_var_or("METRICS_PORT", 9100)?;
         let database = service_kit::db::settings_from_env()?;
         Ok(Self {
+            bind: service_kit::config::bind_address()?,
             port,
             metrics_port,
             database_secret: database.secret,
@@ -44,6 +48,7 @@ impl Config {
     /// Default timeouts and pool size, with the given database (`port` 0, `metrics_port` 9100).
     pub fn defaults(database: PgConnectOptions) -> Self {
         Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
             port: 0,
             metrics_port: 9100,
             database,

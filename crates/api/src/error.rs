@@ -27,6 +27,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A request header is invalid (400).
+    #[error("{message}")]
+    InvalidHeader {
+        /// Name of the header.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The `{id}` path segment is not an integer (400).
     #[error("id must be an integer")]
     InvalidId,
@@ -39,9 +47,19 @@ pub enum Error {
     /// The body is not `application/json` (415).
     #[error("expected a request body with `Content-Type: application/json`")]
     UnsupportedMediaType,
-    /// The body exceeds [`crate::BODY_LIMIT`] (413).
-    #[error("request body is too large")]
+    /// The body exceeds [`crate::BODY_LIMIT`] (413), declared by `Content-Length` or read.
+    #[error("request body is too large (at most {} bytes)", crate::BODY_LIMIT)]
     PayloadTooLarge,
+    /// The request target exceeds [`crate::MAX_URI_BYTES`] (414).
+    #[error("request URI is too long (at most {} bytes)", crate::MAX_URI_BYTES)]
+    UriTooLong,
+    /// More than [`crate::MAX_HEADERS`] headers or [`crate::MAX_HEADER_BYTES`] of them (431).
+    #[error(
+        "request headers are too large (at most {} headers, {} bytes)",
+        crate::MAX_HEADERS,
+        crate::MAX_HEADER_BYTES
+    )]
+    HeadersTooLarge,
     /// No message with this id (or it was deleted) (404).
     #[error("message not found")]
     NotFound,
@@ -90,11 +108,14 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation { .. } | Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidQuery { .. } | Self::InvalidId | Self::MalformedJson(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidQuery { .. }
+            | Self::InvalidHeader { .. }
+            | Self::InvalidId
+            | Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::DatabaseUnavailable | Self::CredentialsRejected | Self::Timeout => {
@@ -109,11 +130,14 @@ impl Error {
         match self {
             Self::Validation { .. } => "validation_failed",
             Self::InvalidQuery { .. } => "invalid_query",
+            Self::InvalidHeader { .. } => "invalid_header",
             Self::InvalidId => "invalid_id",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidBody(_) => "invalid_body",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -125,7 +149,9 @@ impl Error {
 
     fn field(&self) -> Option<&'static str> {
         match self {
-            Self::Validation { field, .. } | Self::InvalidQuery { field, .. } => Some(field),
+            Self::Validation { field, .. }
+            | Self::InvalidQuery { field, .. }
+            | Self::InvalidHeader { field, .. } => Some(field),
             Self::InvalidId => Some("id"),
             _ => None,
         }

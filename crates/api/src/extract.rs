@@ -24,11 +24,27 @@ where
             Err(rejection) => Err(match rejection {
                 JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
                 JsonRejection::JsonSyntaxError(e) => Error::MalformedJson(e.body_text()),
-                JsonRejection::JsonDataError(e) => Error::InvalidBody(e.body_text()),
+                JsonRejection::JsonDataError(e) => Error::InvalidBody(body_problem(&e.body_text())),
                 r if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
                 r => Error::MalformedJson(r.body_text()),
             }),
         }
+    }
+}
+
+/// What is wrong with a JSON body of the right syntax, for a client: serde's own message
+/// names Rust types (`expected struct MessageInput`). Every body of this api is a
+/// `MessageInput`, so the problem is always one of these.
+fn body_problem(detail: &str) -> String {
+    let detail = detail
+        .rsplit_once("target type: ")
+        .map_or(detail, |(_, d)| d);
+    if detail.contains("missing field `content`") {
+        "the body must have a `content` field".to_owned()
+    } else if detail.starts_with("content:") {
+        "`content` must be a string".to_owned()
+    } else {
+        r#"the body must be a JSON object like {"content": "Hello"}"#.to_owned()
     }
 }
 
@@ -47,7 +63,7 @@ where
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 let detail = e.body_text();
-                let field = ["limit", "cursor"]
+                let field = ["limit", "cursor", "after"]
                     .into_iter()
                     .find(|f| detail.contains(f))
                     .unwrap_or("query");

@@ -28,6 +28,14 @@ pub use error::Error;
 /// take up to 12 bytes per character).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Longest accepted request target (path and query). hyper's own limit is 64 KiB and answers
+/// with an empty body; below it, [`check_request_head`] answers in the JSON error shape.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request headers accepted (hyper parses up to `service_kit::serve::MAX_HEADERS`).
+pub const MAX_HEADERS: usize = 100;
+/// Largest total size of the request headers (names and values) accepted.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// State shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -80,6 +88,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(check_request_head))
         .with_state(state);
     if let Some(credentials) = credentials {
         // A rejected password means the secret rotated: re-read it before the next connection.
@@ -89,6 +98,36 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         ));
     }
     service_kit::instrument(router)
+}
+
+/// Refuse, before reading any body, what the request head already shows to be too large:
+/// a target over [`MAX_URI_BYTES`] (414), headers over [`MAX_HEADERS`] or [`MAX_HEADER_BYTES`]
+/// (431), a declared `Content-Length` over [`BODY_LIMIT`] (413, at once: the body is never
+/// awaited).
+async fn check_request_head(request: Request, next: Next) -> Response {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return Error::UriTooLong.into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return Error::HeadersTooLarge.into_response();
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Error::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 /// Bound the handling time of every request; on expiry answer 503 `timeout`.

@@ -12,11 +12,13 @@ async fn main() -> std::process::ExitCode {
     let state = AppState::from_config(&config).await;
     let app = api::app(state.clone(), config.request_timeout);
 
-    if let Err(e) = service_kit::metrics::serve_metrics(config.metrics_port).await {
+    let metrics_addr = (config.bind, config.metrics_port).into();
+    if let Err(e) = service_kit::metrics::serve_metrics(metrics_addr).await {
         eprintln!("cannot listen on METRICS_PORT {}: {e}", config.metrics_port);
         return std::process::ExitCode::FAILURE;
     }
-    let result = service_kit::serve::serve(app, config.port, config.drain_timeout).await;
+    let settings = service_kit::serve::ServerSettings::with_drain_timeout(config.drain_timeout);
+    let result = service_kit::serve::serve(app, (config.bind, config.port).into(), settings).await;
     // Bounded: connections still held by abandoned requests must not block the exit.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.close()).await;
     match result {

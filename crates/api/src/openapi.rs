@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::health::{self, Status};
+use crate::routes::health::{self, Index, IndexLinks, Status};
 use crate::routes::messages::{self, Message, MessageInput, MessagePage};
 
 /// OpenAPI description of the api.
@@ -12,6 +12,7 @@ use crate::routes::messages::{self, Message, MessageInput, MessagePage};
 #[openapi(
     info(title = "messages api", description = "Messages: list, create, read, update, soft delete."),
     paths(
+        health::index,
         health::health,
         health::ready,
         messages::list,
@@ -20,7 +21,7 @@ use crate::routes::messages::{self, Message, MessageInput, MessagePage};
         messages::update,
         messages::delete,
     ),
-    components(schemas(Message, MessagePage, MessageInput, Status, ErrorBody, ErrorDetail)),
+    components(schemas(Message, MessagePage, MessageInput, Status, Index, IndexLinks, ErrorBody, ErrorDetail)),
     tags((name = "messages"), (name = "health"))
 )]
 pub struct ApiDoc;

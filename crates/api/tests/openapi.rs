@@ -116,6 +116,7 @@ async fn document_matches_the_routes() {
         documented_ops,
         [
             "delete /api/messages/{id}",
+            "get /api",
             "get /api/health",
             "get /api/messages",
             "get /api/messages/{id}",
@@ -134,6 +135,21 @@ async fn document_matches_the_routes() {
         );
     }
     assert_eq!(message["properties"]["created_at"]["format"], "date-time");
+    // The input rules the api enforces are stated, so valid-by-the-document means accepted.
+    let content = &doc["components"]["schemas"]["MessageInput"]["properties"]["content"];
+    assert_eq!(content["minLength"], 1, "{content}");
+    assert_eq!(content["maxLength"], 2000, "{content}");
+    assert!(
+        content["pattern"]
+            .as_str()
+            .is_some_and(|p| p.contains("u0000")),
+        "NUL rule: {content}"
+    );
+    // The index answers at both spellings.
+    for path in ["/api", "/api/"] {
+        let index: Value = app.get(path).await.json().await.unwrap();
+        assert_eq!(index["links"]["openapi"], "/api/openapi.json", "{path}");
+    }
     let error = &doc["components"]["schemas"]["ErrorDetail"];
     for field in ["code", "message", "field"] {
         assert!(

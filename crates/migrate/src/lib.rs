@@ -44,6 +44,9 @@ pub enum State {
     Changed,
     /// Applied to the database but not known to this binary.
     Unknown,
+    /// Recorded as failed (`success = false`): a run left it partially applied, and
+    /// `up` refuses to run until it is repaired (see [`Error::Dirty`]).
+    Failed,
 }
 
 /// One line of [`status`].
@@ -64,15 +67,15 @@ pub enum Error {
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     /// A migration failed; its transaction was rolled back.
-    #[error("migration {version} ({description}) failed and was rolled back: {source}")]
+    #[error("migration {version} ({description}) failed and was rolled back: {reason}")]
     Failed {
         /// Version of the failed migration.
         version: i64,
         /// Its description.
         description: String,
-        /// The database error.
-        #[source]
-        source: sqlx::Error,
+        /// The database's message, with the line and column in the migration's file when
+        /// the database names a position.
+        reason: String,
     },
     /// An applied migration no longer matches its file.
     #[error(
@@ -191,7 +194,7 @@ async fn run_locked(migrator: &Migrator, conn: &mut PgConnection) -> Result<Summ
                 return Err(Error::Failed {
                     version: migration.version,
                     description: migration.description.to_string(),
-                    source,
+                    reason: failure_reason(&source, migration.sql.as_str()),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -200,8 +203,42 @@ async fn run_locked(migrator: &Migrator, conn: &mut PgConnection) -> Result<Summ
     Ok(summary)
 }
 
+/// The database's message for a failed migration, located in the migration's SQL.
+///
+/// Postgres reports a position as a 1-based character offset into the statement text, which
+/// here is the whole file; its `line` field is a line of Postgres' own C source, so it is
+/// never shown.
+fn failure_reason(error: &sqlx::Error, sql: &str) -> String {
+    let Some(database) = error.as_database_error() else {
+        return error.to_string();
+    };
+    let mut reason = database.message().to_owned();
+    let position = database
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|pg| match pg.position() {
+            Some(sqlx::postgres::PgErrorPosition::Original(offset)) => Some(offset),
+            _ => None,
+        });
+    if let Some((line, column)) = position.and_then(|offset| line_and_column(sql, offset)) {
+        reason.push_str(&format!(" (at line {line}, column {column} of the file)"));
+    }
+    reason
+}
+
+/// Line and column (1-based) of the `offset`-th character (1-based) of `text`.
+fn line_and_column(text: &str, offset: usize) -> Option<(usize, usize)> {
+    let before: String = text.chars().take(offset.checked_sub(1)?).collect();
+    if before.chars().count() + 1 != offset {
+        return None;
+    }
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
 /// State of every migration, known or applied, ordered by version. Changes nothing
-/// (creates the bookkeeping table if missing).
+/// (creates the bookkeeping table if missing). A migration recorded as failed is
+/// [`State::Failed`], as `up` sees it.
 pub async fn status(
     migrator: &Migrator,
     conn: &mut PgConnection,
@@ -213,12 +250,18 @@ pub async fn status(
         .into_iter()
         .map(|a| (a.version, a))
         .collect();
+    // `TABLE`, spelled out: a query's text must be a literal.
+    let failed: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = false")
+            .fetch_all(&mut *conn)
+            .await?;
     let mut out: Vec<MigrationStatus> = up_migrations(migrator)
         .map(|m| MigrationStatus {
             version: m.version,
             description: m.description.to_string(),
             state: match applied.get(&m.version) {
                 None => State::Pending,
+                Some(_) if failed.contains(&m.version) => State::Failed,
                 Some(a) if a.checksum != m.checksum => State::Changed,
                 Some(_) => State::Applied,
             },
@@ -229,10 +272,29 @@ pub async fn status(
             out.push(MigrationStatus {
                 version: *version,
                 description: String::new(),
-                state: State::Unknown,
+                state: if failed.contains(version) {
+                    State::Failed
+                } else {
+                    State::Unknown
+                },
             });
         }
     }
     out.sort_by_key(|s| s.version);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_and_column;
+
+    #[test]
+    fn positions_become_lines_and_columns() {
+        let sql = "create table a (x int);\ninsert into nowhere values (1);\n";
+        assert_eq!(line_and_column(sql, 1), Some((1, 1)));
+        assert_eq!(line_and_column(sql, 25), Some((2, 1)));
+        assert_eq!(line_and_column(sql, 37), Some((2, 13)));
+        assert_eq!(line_and_column(sql, 0), None);
+        assert_eq!(line_and_column(sql, 1000), None);
+    }
 }

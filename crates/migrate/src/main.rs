@@ -21,7 +21,8 @@ struct Cli {
 enum Command {
     /// Apply all pending migrations (prints `{"applied":[…],"already_applied":N}`).
     Up,
-    /// Show every migration and whether it is applied, pending or changed.
+    /// Show every migration and whether it is applied, pending, changed or failed; exits
+    /// non-zero when `up` would refuse to run (changed, unknown or failed migrations).
     Status,
 }
 
@@ -40,7 +41,8 @@ async fn main() -> std::process::ExitCode {
     }
 
     let cli = Cli::parse();
-    exit_on_config_error(service_kit::telemetry::init("migrate"));
+    // stdout carries the result (the summary, the status table); logs go to stderr.
+    exit_on_config_error(service_kit::telemetry::init_stderr("migrate"));
     let settings = exit_on_config_error(service_kit::db::settings_from_env());
     let options = match &settings.secret {
         None => settings.options,
@@ -87,6 +89,10 @@ async fn main() -> std::process::ExitCode {
                             clean = false;
                             "UNKNOWN (applied, not in this binary)"
                         }
+                        migrate::State::Failed => {
+                            clean = false;
+                            "FAILED (partially applied; `migrate up` refuses to run until it is repaired)"
+                        }
                     };
                     println!("{:>14}  {:<40} {state}", s.version, s.description);
                 }
@@ -99,8 +105,8 @@ async fn main() -> std::process::ExitCode {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("migrate: {e}");
             tracing::error!(error = %e, "migration failed");
+            eprintln!("migrate: {e}");
             std::process::ExitCode::FAILURE
         }
     }

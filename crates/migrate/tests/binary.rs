@@ -74,19 +74,71 @@ async fn cli_up_and_status_with_database_url() {
     let out = run(migrate_cmd().arg("status").env("DATABASE_URL", db.url()));
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("pending").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("pending").count(), 4, "{stdout}");
 
     let out = run(migrate_cmd().arg("up").env("DATABASE_URL", db.url()));
     assert!(out.status.success(), "{}", text(&out));
     let summary = parse_summary(&out);
-    assert_eq!(summary["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 4);
     assert_eq!(summary["already_applied"], 0);
 
     let out = run(migrate_cmd().arg("status").env("DATABASE_URL", db.url()));
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("applied").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("applied").count(), 4, "{stdout}");
     assert!(stdout.contains("create messages"), "{stdout}");
+}
+
+#[tokio::test]
+async fn up_prints_only_its_summary_on_stdout() {
+    let db = test_postgres::database().await;
+    let out = run(migrate_cmd()
+        .arg("up")
+        .env("DATABASE_URL", db.url())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info"));
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("stdout is the summary alone: {}", text(&out)));
+    assert!(summary["applied"].is_array(), "{summary}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("applying migration"),
+        "logs on stderr: {}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn status_reports_a_failed_migration_as_up_does() {
+    let db = test_postgres::database().await;
+    let out = run(migrate_cmd().arg("up").env("DATABASE_URL", db.url()));
+    assert!(out.status.success(), "{}", text(&out));
+    // What a crashed non-transactional migration leaves behind.
+    let mut conn = db.connect().await;
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let up = run(migrate_cmd().arg("up").env("DATABASE_URL", db.url()));
+    assert!(!up.status.success(), "{}", text(&up));
+    assert!(
+        String::from_utf8_lossy(&up.stderr).contains("partially applied"),
+        "{}",
+        text(&up)
+    );
+
+    let status = run(migrate_cmd().arg("status").env("DATABASE_URL", db.url()));
+    assert!(
+        !status.status.success(),
+        "status must fail as up does: {}",
+        text(&status)
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(stdout.matches("FAILED").count(), 1, "{stdout}");
+    assert!(stdout.contains("partially applied"), "{stdout}");
 }
 
 #[tokio::test]
@@ -95,10 +147,10 @@ async fn cli_up_with_libpq_variables() {
     let out = run(migrate_cmd().arg("up").envs(db.pg_env()));
     assert!(out.status.success(), "{}", text(&out));
     let summary = parse_summary(&out);
-    assert_eq!(summary["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(summary["applied"].as_array().unwrap().len(), 4);
     let out = run(migrate_cmd().arg("up").envs(db.pg_env()));
     let summary = parse_summary(&out);
-    assert_eq!(summary, json!({"applied": [], "already_applied": 3}));
+    assert_eq!(summary, json!({"applied": [], "already_applied": 4}));
 }
 
 #[test]

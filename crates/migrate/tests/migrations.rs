@@ -42,8 +42,8 @@ fn embedded_versions() -> Vec<i64> {
 async fn embedded_migrations_apply_once() {
     assert_eq!(
         embedded_versions().len(),
-        3,
-        "create messages, soft delete, updated_at"
+        4,
+        "create messages, soft delete, updated_at, idempotency key"
     );
     let db = test_postgres::database().await;
     let mut conn = db.connect().await;
@@ -56,10 +56,10 @@ async fn embedded_migrations_apply_once() {
     assert_eq!(first.already_applied, 0);
     let second = migrate::run(&MIGRATOR, &mut conn).await.unwrap();
     assert!(second.applied.is_empty());
-    assert_eq!(second.already_applied, 3);
+    assert_eq!(second.already_applied, 4);
     assert_eq!(
         serde_json::to_value(&second).unwrap(),
-        serde_json::json!({"applied": [], "already_applied": 3})
+        serde_json::json!({"applied": [], "already_applied": 4})
     );
 
     let status = migrate::status(&MIGRATOR, &mut conn).await.unwrap();
@@ -78,7 +78,14 @@ async fn embedded_migrations_apply_once() {
     .unwrap();
     assert_eq!(
         columns,
-        ["id", "content", "created_at", "deleted_at", "updated_at"]
+        [
+            "id",
+            "content",
+            "created_at",
+            "deleted_at",
+            "updated_at",
+            "idempotency_key"
+        ]
     );
     // The content bound is enforced by the database too.
     let err = sqlx::query("insert into messages (content) values ('')")
@@ -103,7 +110,7 @@ async fn updated_at_backfills_existing_rows() {
     .await
     .unwrap();
     let summary = migrate::run(&MIGRATOR, &mut conn).await.unwrap();
-    assert_eq!(summary.applied, vec![versions[2]]);
+    assert_eq!(summary.applied, versions[2..]);
     assert_eq!(summary.already_applied, 2);
     let same: bool = sqlx::query_scalar("select updated_at = created_at from messages")
         .fetch_one(&mut conn)
@@ -125,7 +132,7 @@ async fn concurrent_runs_apply_once() {
     let mut results = [ra, rb];
     results.sort_by_key(|s| s.applied.len());
     assert!(results[0].applied.is_empty(), "{results:?}");
-    assert_eq!(results[0].already_applied, 3);
+    assert_eq!(results[0].already_applied, 4);
     assert_eq!(results[1].applied, embedded_versions());
     assert_eq!(applied_versions(&mut a).await, embedded_versions());
 }
@@ -159,6 +166,11 @@ async fn failing_migration_rolls_back_and_is_named() {
     assert!(
         message.contains("nowhere"),
         "the database error is kept: {message}"
+    );
+    // Located in the file (line 2, where `nowhere` starts), not in Postgres' C sources.
+    assert!(
+        message.contains("at line 2, column 13 of the file"),
+        "{message}"
     );
     // Migration 1 committed, migration 2 left nothing behind.
     assert!(table_exists(&mut conn, "first").await);

@@ -112,6 +112,12 @@ where
     Ok(env_var_opt(name)?.unwrap_or(default))
 }
 
+/// `BIND_ADDRESS`: the address the service's listeners bind (default `0.0.0.0`, every
+/// interface, as containers need; the local stack sets the router's address).
+pub fn bind_address() -> Result<std::net::IpAddr, ConfigError> {
+    env_var_or("BIND_ADDRESS", std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 /// Unwrap a configuration result, or print `configuration error: <message>` to stderr
 /// and exit the process with status 2. Use it in `main` only.
 pub fn exit_on_config_error<T>(result: Result<T, ConfigError>) -> T {

@@ -10,14 +10,16 @@
 //! async fn main() {
 //!     let port: u16 = config::exit_on_config_error(config::env_var("PORT"));
 //!     let metrics_port: u16 = config::exit_on_config_error(config::env_var_or("METRICS_PORT", 9100));
+//!     let bind = config::exit_on_config_error(config::bind_address());
 //!     config::exit_on_config_error(telemetry::init("my-service"));
 //!
 //!     let router = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
 //!     // request ids + tracing span per request + http metrics:
 //!     let router = service_kit::instrument(router);
 //!
-//!     metrics::serve_metrics(metrics_port).await.expect("bind metrics port");
-//!     serve::serve(router, port, Duration::from_secs(20)).await.expect("server error");
+//!     metrics::serve_metrics((bind, metrics_port).into()).await.expect("bind metrics port");
+//!     let settings = serve::ServerSettings::with_drain_timeout(Duration::from_secs(20));
+//!     serve::serve(router, (bind, port).into(), settings).await.expect("server error");
 //! }
 //! ```
 

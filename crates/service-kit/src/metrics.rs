@@ -8,7 +8,7 @@
 //! for requests no route matched, so raw paths never become labels; `method` is a standard
 //! method or `other`, for the same reason.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -140,11 +140,11 @@ async fn metrics_handler() -> impl IntoResponse {
     )
 }
 
-/// Bind `0.0.0.0:port` and serve [`router`] there in a background task (a separate listener,
+/// Bind `addr` and serve [`router`] there in a background task (a separate listener,
 /// so the public load balancer, which only routes `PORT`, never exposes it).
 /// Returns the bound address (useful with port 0). Bind errors are returned.
-pub async fn serve_metrics(port: u16) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await?;
+pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "metrics listening");
     spawn_upkeep();

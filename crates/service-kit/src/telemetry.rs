@@ -38,6 +38,19 @@ impl FromStr for LogFormat {
 /// (`request_id`, `method`, `route`, ...) under `spans`. Calling it twice is harmless
 /// (the second call keeps the first subscriber).
 pub fn init(service_name: &str) -> Result<(), ConfigError> {
+    init_with_writer(service_name, std::io::stdout)
+}
+
+/// [`init`], logging to stderr: for command-line tools whose stdout is their result
+/// (`migrate up` prints its summary there).
+pub fn init_stderr(service_name: &str) -> Result<(), ConfigError> {
+    init_with_writer(service_name, std::io::stderr)
+}
+
+fn init_with_writer<W>(service_name: &str, writer: W) -> Result<(), ConfigError>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
     let format: LogFormat = env_var_or("LOG_FORMAT", LogFormat::Json)?;
     let filter = match env_raw("RUST_LOG")? {
         Some(directives) => EnvFilter::builder()
@@ -50,13 +63,16 @@ pub fn init(service_name: &str) -> Result<(), ConfigError> {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
                     .with_span_list(true),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .try_init(),
     };
     if result.is_ok() {
         tracing::info!(service = service_name, log_format = ?format, "telemetry initialised");

@@ -104,7 +104,9 @@ async fn request_id_is_echoed_or_generated() {
 #[tokio::test]
 async fn metrics_use_route_templates() {
     let server = start(Duration::from_secs(5)).await;
-    let metrics_addr = service_kit::metrics::serve_metrics(0).await.unwrap();
+    let metrics_addr = service_kit::metrics::serve_metrics(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     for id in [1, 2, 3] {
         let resp = client
@@ -152,7 +154,9 @@ async fn metrics_use_route_templates() {
 #[tokio::test]
 async fn arbitrary_methods_do_not_become_metric_labels() {
     let server = start(Duration::from_secs(5)).await;
-    let metrics_addr = service_kit::metrics::serve_metrics(0).await.unwrap();
+    let metrics_addr = service_kit::metrics::serve_metrics(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(b"INVENTEDMETHOD").unwrap();
     let resp = client
@@ -222,4 +226,103 @@ async fn drain_is_bounded() {
         .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(3));
     in_flight.abort();
+}
+
+async fn start_with(settings: service_kit::serve::ServerSettings) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let done = tokio::spawn(service_kit::serve::serve_listener_with(
+        listener,
+        app(),
+        async move {
+            let _ = rx.await;
+        },
+        settings,
+    ));
+    Server {
+        addr,
+        stop: Some(tx),
+        done,
+    }
+}
+
+fn short_header_timeout() -> service_kit::serve::ServerSettings {
+    service_kit::serve::ServerSettings {
+        drain_timeout: Duration::from_secs(30),
+        header_read_timeout: Duration::from_millis(500),
+    }
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(received),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let server = start_with(short_header_timeout()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // A byte every 200 ms: each write is within the timeout, the whole head never is.
+    for byte in b"GET /id HTTP/1.1\r\n" {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answer = closed_within(&mut stream, Duration::from_secs(2)).await;
+    assert!(answer.is_some(), "a slow head keeps its connection open");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let server = start_with(short_header_timeout()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /id HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the idle keep-alive connection is closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_clients_still_sending_headers() {
+    use tokio::io::AsyncWriteExt;
+    // Header timeout and drain both far longer than the test allows.
+    let mut server = start_with(service_kit::serve::ServerSettings {
+        drain_timeout: Duration::from_secs(60),
+        header_read_timeout: Duration::from_secs(60),
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(b"GET /id HT").await.unwrap();
+        slow.push(stream);
+    }
+    let fresh = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.done)
+        .await
+        .expect("the server stops without waiting for half-sent heads")
+        .unwrap()
+        .unwrap();
+    drop((slow, fresh));
 }

@@ -28,6 +28,20 @@ pub struct MessagePage {
     /// Opaque cursor of the next (older) page, if any.
     #[serde(default, deserialize_with = "cursor_to_string")]
     pub next_cursor: Option<String>,
+    /// Opaque cursor of the previous (newer) page, if any.
+    #[serde(default, deserialize_with = "cursor_to_string")]
+    pub prev_cursor: Option<String>,
+}
+
+/// Which page of the list to ask for.
+#[derive(Debug, Clone, Copy)]
+pub enum PageRequest<'a> {
+    /// The newest messages.
+    Newest,
+    /// The page older than a `next_cursor` (`cursor=`).
+    Older(&'a str),
+    /// The page newer than a `prev_cursor` (`after=`).
+    Newer(&'a str),
 }
 
 /// The api's error body: `{"error":{"code","message","field"?}}`.
@@ -101,18 +115,24 @@ impl ApiClient {
         })
     }
 
-    /// `GET /api/messages?limit=&cursor=`.
+    /// `GET /api/messages?limit=&cursor=|after=`.
     pub async fn list(
         &self,
         request_id: &RequestId,
         limit: u32,
-        cursor: Option<&str>,
+        page: PageRequest<'_>,
     ) -> Result<MessagePage, ApiError> {
         let mut url = self.url("/api/messages")?;
         url.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
-        if let Some(cursor) = cursor {
-            url.query_pairs_mut().append_pair("cursor", cursor);
+        match page {
+            PageRequest::Newest => {}
+            PageRequest::Older(cursor) => {
+                url.query_pairs_mut().append_pair("cursor", cursor);
+            }
+            PageRequest::Newer(after) => {
+                url.query_pairs_mut().append_pair("after", after);
+            }
         }
         let response = self.call(self.http.get(url), request_id).await?;
         decode(response).await
@@ -124,12 +144,20 @@ impl ApiClient {
         decode(self.call(request, request_id).await?).await
     }
 
-    /// `POST /api/messages`.
-    pub async fn create(&self, request_id: &RequestId, content: &str) -> Result<Message, ApiError> {
-        let request = self
+    /// `POST /api/messages`, with `Idempotency-Key` when given.
+    pub async fn create(
+        &self,
+        request_id: &RequestId,
+        content: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Message, ApiError> {
+        let mut request = self
             .http
             .post(self.url("/api/messages")?)
             .json(&ContentBody { content });
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
         decode(self.call(request, request_id).await?).await
     }
 

@@ -1,5 +1,6 @@
 //! Configuration from the environment; every error names the variable.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -8,6 +9,8 @@ use service_kit::{ConfigError, env_var, env_var_or};
 /// Runtime configuration of the web service.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `BIND_ADDRESS`: the address both listeners bind (default `0.0.0.0`).
+    pub bind: IpAddr,
     /// `PORT`: listen port (default 3001, the catalog's port).
     pub port: u16,
     /// `METRICS_PORT`: Prometheus `/metrics` port (default 9101).
@@ -48,6 +51,7 @@ impl Config {
             ));
         }
         Ok(Self {
+            bind: service_kit::config::bind_address()?,
             port: env_var_or("PORT", 3001)?,
             metrics_port: env_var_or("METRICS_PORT", 9101)?,
             api_url,

@@ -15,6 +15,15 @@ pub enum AppError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A state-changing request a browser sent from another site (see [`crate::guard`]).
+    #[error("cross-site request refused")]
+    CrossSite,
+    /// The form body is over [`crate::FORM_BODY_LIMIT`].
+    #[error("form too large")]
+    PayloadTooLarge,
+    /// The body is not a URL-encoded form.
+    #[error("not a form")]
+    UnsupportedMediaType,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +61,30 @@ impl IntoResponse for AppError {
                 StatusCode::BAD_REQUEST,
                 "Bad request",
                 message.clone(),
+                None,
+            ),
+            Self::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form was sent from another website, so nothing was changed. Use the \
+                 forms on this site instead."
+                    .to_owned(),
+                None,
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Message too long",
+                format!(
+                    "That was far more than a message can hold ({} characters at most); \
+                     nothing was saved.",
+                    crate::MAX_CONTENT_CHARS
+                ),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Not a form",
+                "This address only accepts the forms of this site.".to_owned(),
                 None,
             ),
             Self::Internal(reason) => {

@@ -8,13 +8,17 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod extract;
+pub mod guard;
 pub mod handlers;
 pub mod views;
 
 use std::sync::LazyLock;
 
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -24,6 +28,9 @@ pub use error::AppError;
 
 /// Longest message the api accepts, in characters (shown by the counter script).
 pub const MAX_CONTENT_CHARS: usize = 2000;
+
+/// Largest form body: 2,000 characters percent-encoded take at most 24,000 bytes.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 const APP_CSS: &str = include_str!("../static/app.css");
 const APP_JS: &str = include_str!("../static/app.js");
@@ -75,7 +82,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .fallback(handlers::not_found)
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(guard::refuse_cross_site))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -102,8 +111,23 @@ fn static_asset(content_type: &'static str, body: &'static str) -> impl IntoResp
     )
 }
 
-async fn security_headers(mut response: Response) -> Response {
+/// HSTS once the browser reached us over HTTPS: the ALB terminates TLS and sets
+/// `X-Forwarded-Proto: https` (a client forging it only tells itself to use HTTPS).
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let over_https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if over_https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -20,11 +20,12 @@ async fn main() -> ExitCode {
     };
     tracing::info!(api_url = %config.api_url, "calling the api");
 
-    if let Err(e) = metrics::serve_metrics(config.metrics_port).await {
+    if let Err(e) = metrics::serve_metrics((config.bind, config.metrics_port).into()).await {
         tracing::error!(error = %e, port = config.metrics_port, "cannot bind METRICS_PORT");
         return ExitCode::FAILURE;
     }
-    match serve::serve(web::app(state), config.port, DRAIN_TIMEOUT).await {
+    let settings = serve::ServerSettings::with_drain_timeout(DRAIN_TIMEOUT);
+    match serve::serve(web::app(state), (config.bind, config.port).into(), settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, port = config.port, "server failed (is PORT free?)");

@@ -23,6 +23,13 @@
     });
   });
 
+  // Times in the reader's own time zone and language (the page shows UTC without JS).
+  document.querySelectorAll("time[datetime]").forEach(function (time) {
+    var date = new Date(time.getAttribute("datetime"));
+    if (isNaN(date.getTime())) return;
+    time.textContent = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  });
+
   // Ask before deleting.
   document.querySelectorAll("form.delete-form").forEach(function (form) {
     form.addEventListener("submit", function (event) {

@@ -22,7 +22,7 @@ async fn posts_lists_edits_and_deletes() {
     // Post: 303 to `/`, then the message is listed.
     let response = post_form(&stack.http, &stack.url("/messages"), "  First message  ").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/");
+    assert_eq!(response.headers()[LOCATION], "/?notice=posted");
     post_form(&stack.http, &stack.url("/messages"), "Second message").await;
     let page = stack.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -61,7 +61,7 @@ async fn posts_lists_edits_and_deletes() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/");
+    assert_eq!(response.headers()[LOCATION], "/?notice=saved");
     let page = stack.get("/").await;
     assert!(page.body.contains("First, edited"));
     assert!(!page.body.contains("First message"));
@@ -71,7 +71,7 @@ async fn posts_lists_edits_and_deletes() {
     let delete = stack.url(&format!("/messages/{id}/delete"));
     let response = stack.http.post(&delete).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/");
+    assert_eq!(response.headers()[LOCATION], "/?notice=deleted");
     let page = stack.get("/").await;
     assert!(!page.body.contains("First, edited"));
     assert!(page.body.contains("Second message"));
@@ -106,6 +106,9 @@ async fn validation_errors_are_shown_next_to_the_form_with_the_input_kept() {
     let body = response.text().await.unwrap();
     assert!(body.contains(r#"class="field-error""#), "{body}");
     assert!(body.contains(r#"aria-invalid="true""#));
+    // In a person's words, not the api's ("content must not be empty").
+    assert!(body.contains("the message is empty"), "{body}");
+    assert!(!body.contains("content must"), "{body}");
 
     // Too long: the error, and everything typed is still in the textarea.
     let long = format!("{}<end>", "é".repeat(2001));
@@ -339,8 +342,8 @@ async fn api_timeout_includes_waiting_for_a_free_slot() {
     let started = std::time::Instant::now();
     // One slot: the second call waits 700 ms for it, leaving 300 ms of its budget.
     let (first, second) = tokio::join!(
-        client.list(&request_id, 1, None),
-        client.list(&request_id, 1, None)
+        client.list(&request_id, 1, web::api::PageRequest::Newest),
+        client.list(&request_id, 1, web::api::PageRequest::Newest)
     );
     let elapsed = started.elapsed();
     assert!(first.is_ok(), "{first:?}");

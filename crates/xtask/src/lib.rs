@@ -10,7 +10,9 @@ pub mod dev;
 pub mod output;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
+pub mod reaper;
 pub mod report;
 
 use std::path::PathBuf;

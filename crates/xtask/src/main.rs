@@ -23,6 +23,9 @@ enum Task {
     Bench(xtask::bench::BenchArgs),
     /// Recompute the figures of docs/comparison.md (docs/figures.json); --check compares.
     Report(xtask::report::ReportArgs),
+    /// Internal: stops what `dev` started if `dev` is killed (see xtask::reaper).
+    #[command(hide = true)]
+    Reap,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +60,9 @@ struct DevArgs {
     /// Seconds each service may take to answer its health path.
     #[arg(long, default_value_t = 60)]
     health_timeout: u64,
+    /// Port of the local Prometheus (started when `prometheus` is on PATH).
+    #[arg(long, env = "DEV_PROMETHEUS_PORT", default_value_t = 9090)]
+    prometheus_port: u16,
 }
 
 fn parse_port_override(raw: &str) -> Result<(String, u16), String> {
@@ -72,6 +78,16 @@ fn parse_port_override(raw: &str) -> Result<(String, u16), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Task::Reap = cli.command {
+        // No async runtime: the reaper only reads a pipe and sends signals.
+        return match xtask::reaper::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("reaper: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -83,6 +99,7 @@ fn main() -> ExitCode {
         Task::Dev(args) => runtime.block_on(dev::run(dev_options(args))),
         Task::Bench(args) => runtime.block_on(xtask::bench::run(args.into_options())),
         Task::Report(args) => xtask::report::run_args(args),
+        Task::Reap => Ok(()),
     };
     // Do not wait for stray blocking tasks (stdin readers and the like).
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -115,6 +132,7 @@ fn dev_options(args: DevArgs) -> DevOptions {
         release: args.release,
         build: !args.no_build,
         health_timeout: Duration::from_secs(args.health_timeout),
+        prometheus_port: args.prometheus_port,
     }
 }
 

@@ -59,6 +59,55 @@ impl LocalPostgres {
         )
     }
 
+    /// The command that stops the server (for the reaper: fast shutdown, waiting for it).
+    pub fn stop_command(&self) -> (String, Vec<String>) {
+        let mut command = self.run_as.command(&self.bins.pg_ctl);
+        command
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "-t", "30"]);
+        let program = command.get_program().to_string_lossy().into_owned();
+        let args = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        (program, args)
+    }
+
+    /// The process id of the running server, from `postmaster.pid` (its first line).
+    pub fn server_pid(&self) -> Option<u32> {
+        postmaster_pid(&self.data_dir)
+    }
+
+    /// The server stopped by itself: nothing is left for [`Self::stop`] to do.
+    pub fn mark_stopped(&mut self) {
+        self.running = false;
+    }
+
+    /// If a server from an earlier run still runs in `data_dir`: what it is and the exact
+    /// command that stops it.
+    pub fn leftover_hint(data_dir: &Path) -> Option<String> {
+        let pid = postmaster_pid(data_dir)?;
+        let alive = i32::try_from(pid)
+            .is_ok_and(|pid| crate::reaper::alive(nix::unistd::Pid::from_raw(pid)));
+        if !alive {
+            return None;
+        }
+        let pg_ctl = postgres_programs::find_server_program("pg_ctl")
+            .unwrap_or_else(|| PathBuf::from("pg_ctl"));
+        let stop = format!("{} -D {} stop", pg_ctl.display(), data_dir.display());
+        let stop = match RunAs::detect() {
+            Ok(RunAs::Unprivileged { user, .. }) => format!("runuser -u {} -- {stop}", user.name),
+            _ => stop,
+        };
+        Some(format!(
+            "a Postgres server left running in {} (pid {pid}, from an earlier `cargo xtask \
+             dev`). Stop it with:\n    {stop}",
+            data_dir.display()
+        ))
+    }
+
     /// The command a person can run to stop a server left running in the data directory.
     fn manual_stop_hint(&self) -> String {
         let pg_ctl = format!(
@@ -214,6 +263,12 @@ impl Drop for LocalPostgres {
                 .status();
         }
     }
+}
+
+/// The first line of `postmaster.pid`: the server's process id.
+fn postmaster_pid(data_dir: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
 }
 
 fn describe(status: Option<std::process::ExitStatus>) -> String {

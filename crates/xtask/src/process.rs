@@ -107,6 +107,11 @@ impl ManagedChild {
         &self.name
     }
 
+    /// The process id (`None` if it could not be read at spawn).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
     /// The exit status, if it has exited.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()

@@ -7,7 +7,7 @@
 //! load balancer does.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,15 @@ impl RouteTable {
 
     /// Routes of every service of the catalog, at `127.0.0.1:<port>` (`port_of(name)`).
     pub fn from_catalog(catalog: &catalog::Catalog, port_of: impl Fn(&str) -> u16) -> Self {
+        Self::from_catalog_at(catalog, IpAddr::from([127, 0, 0, 1]), port_of)
+    }
+
+    /// Routes of every service of the catalog, at `host:<port>` (`port_of(name)`).
+    pub fn from_catalog_at(
+        catalog: &catalog::Catalog,
+        host: IpAddr,
+        port_of: impl Fn(&str) -> u16,
+    ) -> Self {
         Self::new(
             catalog
                 .services
@@ -61,7 +70,7 @@ impl RouteTable {
                 .map(|(name, service)| Route {
                     name: name.clone(),
                     prefix: service.route.clone(),
-                    upstream: SocketAddr::from(([127, 0, 0, 1], port_of(name))),
+                    upstream: SocketAddr::from((host, port_of(name))),
                 })
                 .collect(),
         )

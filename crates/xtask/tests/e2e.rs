@@ -252,8 +252,25 @@ async fn post(client: &Client, base: &str, content: &str) -> Result<(), String> 
     area.clear().await.unwrap();
     area.send_keys(content).await.unwrap();
     submit(client, "#new-message").await;
-    wait_for_url(client, &format!("{base}/")).await;
+    wait_for_url(client, &format!("{base}/?notice=posted")).await;
+    wait_for_notice(client, "Your message was posted.").await?;
     wait_for_message(client, content, true).await
+}
+
+/// The confirmation at the top of the page.
+async fn wait_for_notice(client: &Client, expected: &str) -> Result<(), String> {
+    let notice = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#notice"))
+        .await
+        .map_err(|e| format!("no confirmation shown (expected {expected:?}): {e}"))?;
+    let text = notice.text().await.unwrap();
+    if text == expected {
+        Ok(())
+    } else {
+        Err(format!("confirmation {text:?}, expected {expected:?}"))
+    }
 }
 
 async fn submit(client: &Client, form: &str) {
@@ -281,64 +298,107 @@ async fn wait_for_url(client: &Client, expected: &str) {
     }
 }
 
+/// `cargo xtask dev` (its binary) on free ports with a temporary data directory, running.
+struct RunningStack {
+    guard: GroupGuard,
+    output: Lines,
+    base: String,
+    data_dir: PathBuf,
+    /// Every service's port and metrics port.
+    service_ports: Vec<u16>,
+    _postgres_guard: PostgresGuard,
+    _temp: tempfile::TempDir,
+}
+
+impl RunningStack {
+    fn start() -> Self {
+        let root = xtask::workspace_root();
+        let catalog = catalog::Catalog::load_workspace().expect("catalog");
+        let temp = tempfile::Builder::new()
+            .prefix("xtask-e2e-")
+            .tempdir()
+            .unwrap();
+        // As root, Postgres runs as `nobody`, which must be able to enter the directory.
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data_dir = temp.path().join("postgres");
+
+        // Free ports for the router, Postgres, Prometheus and every service (and its metrics).
+        let ports = free_ports(3 + 2 * catalog.services.len());
+        let (router_port, pg_port, prometheus_port) = (ports[0], ports[1], ports[2]);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .arg("dev")
+            .args(["--port", &router_port.to_string()])
+            .args(["--pg-port", &pg_port.to_string()])
+            .args(["--prometheus-port", &prometheus_port.to_string()])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .current_dir(&root)
+            .env("CARGO", env!("CARGO"))
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (i, name) in catalog.services.keys().enumerate() {
+            command
+                .arg("--service-port")
+                .arg(format!("{name}={}", ports[3 + 2 * i]));
+            command
+                .arg("--metrics-port")
+                .arg(format!("{name}={}", ports[4 + 2 * i]));
+        }
+        let postgres_guard = PostgresGuard {
+            data_dir: data_dir.clone(),
+        };
+        let mut guard = GroupGuard::spawn("cargo xtask dev", &mut command, Duration::from_secs(40));
+        let output = collect_output(&mut guard.child, "[xtask]");
+        // The first run may build the services (cargo build), hence the long timeout.
+        if let Err(e) = output.wait_for("ready: http://", Duration::from_secs(1200)) {
+            panic!(
+                "the local stack did not come up: {e}\n--- output ---\n{}",
+                output.text()
+            );
+        }
+        Self {
+            guard,
+            output,
+            base: format!("http://127.0.0.1:{router_port}"),
+            data_dir,
+            service_ports: ports[3..].to_vec(),
+            _postgres_guard: postgres_guard,
+            _temp: temp,
+        }
+    }
+
+    /// Process ids of everything the stack runs: the services (from the `pid N` of its
+    /// progress lines) and the Postgres server (from `postmaster.pid`).
+    fn child_pids(&self) -> Vec<Pid> {
+        let text = self.output.text();
+        let mut pids: Vec<Pid> = text
+            .lines()
+            .filter_map(|line| line.split(", pid ").nth(1))
+            .filter_map(|rest| rest.trim_end_matches(')').parse::<i32>().ok())
+            .map(Pid::from_raw)
+            .collect();
+        let postmaster =
+            std::fs::read_to_string(self.data_dir.join("postmaster.pid")).expect("postgres runs");
+        let postgres: i32 = postmaster.lines().next().unwrap().trim().parse().unwrap();
+        pids.push(Pid::from_raw(postgres));
+        pids
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_stack_in_a_real_browser() {
     let chromium = program("CHROMIUM", "/usr/bin/chromium");
     let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
-
     let root = xtask::workspace_root();
-    let catalog = catalog::Catalog::load_workspace().expect("catalog");
-    let temp = tempfile::Builder::new()
-        .prefix("xtask-e2e-")
-        .tempdir()
-        .unwrap();
-    // As root, Postgres runs as `nobody`, which must be able to enter the directory.
-    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let data_dir = temp.path().join("postgres");
+    let mut running = RunningStack::start();
+    let base = running.base.clone();
 
-    // Free ports for the router, Postgres and every service (and its metrics).
-    let ports = free_ports(2 + 2 * catalog.services.len());
-    let (router_port, pg_port) = (ports[0], ports[1]);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command
-        .arg("dev")
-        .args(["--port", &router_port.to_string()])
-        .args(["--pg-port", &pg_port.to_string()])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .current_dir(&root)
-        .env("CARGO", env!("CARGO"))
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (i, name) in catalog.services.keys().enumerate() {
-        command
-            .arg("--service-port")
-            .arg(format!("{name}={}", ports[2 + 2 * i]));
-        command
-            .arg("--metrics-port")
-            .arg(format!("{name}={}", ports[3 + 2 * i]));
-    }
-
-    let _postgres_guard = PostgresGuard {
-        data_dir: data_dir.clone(),
-    };
-    let mut stack = GroupGuard::spawn("cargo xtask dev", &mut command, Duration::from_secs(40));
-    let stack_output = collect_output(&mut stack.child, "[xtask]");
-    // The first run may build the services (cargo build), hence the long timeout.
-    let ready = stack_output.wait_for("ready: http://", Duration::from_secs(1200));
-    if let Err(e) = ready {
-        panic!(
-            "the local stack did not come up: {e}\n--- output ---\n{}",
-            stack_output.text()
-        );
-    }
-    let base = format!("http://127.0.0.1:{router_port}");
-
-    // The router serves both the api and the page on one port.
+    // The router serves both the api and the page on one port; `/api` is the api's index.
     let health: serde_json::Value = reqwest::get(format!("{base}/api/health"))
         .await
         .unwrap()
@@ -346,6 +406,13 @@ async fn local_stack_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
+    let index: serde_json::Value = reqwest::get(format!("{base}/api"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["links"]["messages"], "/api/messages");
 
     // chromedriver on a free port, Chromium with a fresh profile.
     let driver_port = free_port();
@@ -397,7 +464,10 @@ async fn local_stack_in_a_real_browser() {
             )
         });
 
-    let result = drive(&client, &base, &root).await;
+    let mut result = drive(&client, &base, &root).await;
+    if result.is_ok() {
+        result = drive_pages(&client, &base).await;
+    }
     let _ = client.close().await;
     drop(driver);
     if let Err(e) = result {
@@ -405,17 +475,107 @@ async fn local_stack_in_a_real_browser() {
     }
 
     // Ctrl-C equivalent: the stack stops cleanly, Postgres included.
-    let status = stack.stop();
+    let status = running.guard.stop();
     assert!(
         status.is_some_and(|s| s.success()),
         "cargo xtask dev did not stop cleanly ({status:?})\n{}",
-        stack_output.text()
+        running.output.text()
     );
     assert!(
-        !data_dir.join("postmaster.pid").exists(),
+        !running.data_dir.join("postmaster.pid").exists(),
         "postgres is still running after the stack stopped"
     );
-    assert!(stack_output.text().contains("stopping postgres"));
+    assert!(running.output.text().contains("stopping postgres"));
+}
+
+/// A closed terminal (SIGHUP) and `kill -9` of `cargo xtask dev` leave no process behind:
+/// not the services, not Postgres (which `pg_ctl` starts outside the process group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_or_hung_up_stack_leaves_no_process() {
+    for signal in [Signal::SIGKILL, Signal::SIGHUP] {
+        let running = RunningStack::start();
+        let pids = running.child_pids();
+        assert!(pids.len() >= 3, "services and postgres: {pids:?}");
+        let xtask = Pid::from_raw(i32::try_from(running.guard.child.id()).unwrap());
+        nix::sys::signal::kill(xtask, signal).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let left = loop {
+            let left: Vec<Pid> = pids
+                .iter()
+                .copied()
+                .filter(|p| xtask::reaper::alive(*p))
+                .collect();
+            if left.is_empty() || Instant::now() > deadline {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            left.is_empty(),
+            "after {signal}, still running: {left:?}\n{}",
+            running.output.text()
+        );
+        assert!(
+            !running.data_dir.join("postmaster.pid").exists(),
+            "after {signal}, postgres left its postmaster.pid"
+        );
+    }
+}
+
+/// The address a socket listening on `port` is bound to, as `/proc/net/tcp` shows it
+/// (hex, e.g. `0100007F` for 127.0.0.1, `00000000` for every interface).
+fn listen_address(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (address, local_port) = fields.get(1)?.split_once(':')?;
+        let listening = fields.get(3) == Some(&"0A");
+        (listening && u16::from_str_radix(local_port, 16).ok()? == port).then(|| address.to_owned())
+    })
+}
+
+/// The services listen where the router does (127.0.0.1 by default), not on every
+/// interface; and when Postgres dies, the stack says so and stops, leaving nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_bind_the_router_address_and_a_dying_postgres_stops_the_stack() {
+    let mut running = RunningStack::start();
+    for port in &running.service_ports {
+        assert_eq!(
+            listen_address(*port).as_deref(),
+            Some("0100007F"),
+            "port {port} should listen on 127.0.0.1 only"
+        );
+    }
+    let pids = running.child_pids();
+    let postgres = *pids.last().expect("postgres pid");
+    nix::sys::signal::kill(postgres, Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = running.guard.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stack kept running without Postgres\n{}",
+            running.output.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        running
+            .output
+            .text()
+            .contains("postgres stopped unexpectedly"),
+        "{}",
+        running.output.text()
+    );
+    let left: Vec<Pid> = pids
+        .iter()
+        .copied()
+        .filter(|p| xtask::reaper::alive(*p))
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}");
 }
 
 /// The browser session; an `Err` carries a message (the caller closes the session first).
@@ -494,7 +654,8 @@ async fn drive(client: &Client, base: &str, root: &Path) -> Result<(), String> {
     let edited = "Edited in the browser ✓";
     area.send_keys(edited).await.unwrap();
     submit(client, "#edit-message").await;
-    wait_for_url(client, &format!("{base}/")).await;
+    wait_for_url(client, &format!("{base}/?notice=saved")).await;
+    wait_for_notice(client, "Your changes were saved.").await?;
     wait_for_message(client, edited, true).await?;
     wait_for_message(client, first, false).await?;
     let item = message_item(client, edited).await;
@@ -536,6 +697,7 @@ async fn drive(client: &Client, base: &str, root: &Path) -> Result<(), String> {
         client.accept_alert().await.unwrap();
     }
     wait_for_message(client, edited, false).await?;
+    wait_for_notice(client, "The message was deleted.").await?;
     let contents = texts(client, "li.message .content").await;
     if contents.len() != 2 {
         return Err(format!(
@@ -543,4 +705,91 @@ async fn drive(client: &Client, base: &str, root: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// More than a page of messages: the pager both ways, the page titles, the end of the list,
+/// a delete that stays on its page with its confirmation, and local times.
+async fn drive_pages(client: &Client, base: &str) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for i in 0..55 {
+        let response = http
+            .post(format!("{base}/api/messages"))
+            .json(&json!({ "content": format!("paging {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    client.goto(base).await.unwrap();
+    let time = client.find(Locator::Css("li.message time")).await.unwrap();
+    let shown = time.text().await.unwrap();
+    if shown.ends_with("UTC") {
+        return Err(format!(
+            "time not shown in local time by the script: {shown:?}"
+        ));
+    }
+    if client.find(Locator::Css("a[rel=prev]")).await.is_ok() {
+        return Err("the first page links to newer messages".into());
+    }
+    click(client, "a[rel=next]").await?;
+    wait_for_title(client, "Earlier messages · Messages").await?;
+    client
+        .find(Locator::Css(".end-of-list"))
+        .await
+        .map_err(|_| "no end-of-list marker on the last page".to_owned())?;
+    let page_two = client.current_url().await.unwrap().to_string();
+
+    // Delete on page 2: confirmed in the dialog, back on page 2, confirmed on the page.
+    let item = message_item(client, "paging 2").await;
+    item.find(Locator::Css("form.delete-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let dialog = client
+        .get_alert_text()
+        .await
+        .map_err(|_| "deleting asked for no confirmation".to_owned())?;
+    if !dialog.contains("Delete") {
+        return Err(format!("unexpected dialog {dialog:?}"));
+    }
+    client.accept_alert().await.unwrap();
+    wait_for_notice(client, "The message was deleted.").await?;
+    let url = client.current_url().await.unwrap().to_string();
+    if !url.starts_with(&page_two.replace("&notice=deleted", "")) || !url.contains("cursor=") {
+        return Err(format!(
+            "after deleting on page 2 ({page_two}) the browser is at {url}"
+        ));
+    }
+    wait_for_message(client, "paging 2", false).await?;
+
+    click(client, "a[rel=prev]").await?;
+    wait_for_title(client, "Messages").await?;
+    wait_for_message(client, "paging 54", true).await
+}
+
+async fn click(client: &Client, css: &str) -> Result<(), String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| format!("no {css}: {e}"))?
+        .click()
+        .await
+        .map_err(|e| format!("cannot click {css}: {e}"))?;
+    Ok(())
+}
+
+async fn wait_for_title(client: &Client, expected: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let title = client.title().await.unwrap();
+        if title == expected {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("page title {title:?}, expected {expected:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -39,16 +39,50 @@ pub struct Message {
 pub struct MessagePage {
     /// The messages of this page.
     pub messages: Vec<Message>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
     pub next_cursor: Option<i64>,
+    /// Pass as `after` to get the previous (newer) page; `null` on the first page.
+    pub prev_cursor: Option<i64>,
 }
 
 /// Body of create and update.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageInput {
-    /// Text; surrounding whitespace is trimmed; 1..=2000 characters remain.
-    #[schema(example = "Hello, world")]
+    /// Text, 1..=2000 characters; surrounding whitespace is trimmed, so it must contain a
+    /// character that is not whitespace; NUL (U+0000) is refused (PostgreSQL `text` cannot
+    /// store it). The pattern says the same (`\s` of ECMA-262 and of Python covers every
+    /// Unicode `White_Space` character `str::trim` removes).
+    #[schema(
+        example = "Hello, world",
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub content: String,
+}
+
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The `Idempotency-Key` header of a create: absent, or 1..=255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| {
+            (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(Some)
+        .ok_or(Error::InvalidHeader {
+            field: "Idempotency-Key",
+            message: format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ),
+        })
 }
 
 /// Pagination parameters.
@@ -60,6 +94,9 @@ pub struct ListParams {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page: only messages with a smaller id are returned.
     pub cursor: Option<i64>,
+    /// `prev_cursor` of a page: the page of messages just newer than it (greater ids).
+    /// Ignored when `cursor` is given.
+    pub after: Option<i64>,
 }
 
 impl MessageInput {
@@ -93,7 +130,7 @@ impl MessageInput {
 #[utoipa::path(get, path = "/api/messages", tag = "messages", params(ListParams),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
-        (status = 400, description = "Invalid `limit` or `cursor`", body = ErrorBody),
+        (status = 400, description = "Invalid `limit`, `cursor` or `after`", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub async fn list(
@@ -106,6 +143,9 @@ pub async fn list(
             field: "limit",
             message: format!("limit must be between 1 and {MAX_LIMIT}"),
         });
+    }
+    if let (Some(after), None) = (params.after, params.cursor) {
+        return newer_page(&state, after, limit).await.map(Json);
     }
     // One extra row tells whether there is a next page.
     let mut messages = sqlx::query_as!(
@@ -126,18 +166,54 @@ pub async fn list(
     } else {
         None
     };
+    let prev_cursor = params.cursor.and_then(|_| messages.first().map(|m| m.id));
     Ok(Json(MessagePage {
         messages,
         next_cursor,
+        prev_cursor,
     }))
 }
 
+/// The page just newer than `after`: the `limit` oldest messages with a greater id, shown
+/// newest first like every page.
+async fn newer_page(state: &AppState, after: i64, limit: i64) -> Result<MessagePage, Error> {
+    // One extra row tells whether there is a newer page still.
+    let mut messages = sqlx::query_as!(
+        Message,
+        r#"SELECT id, content, created_at, updated_at
+           FROM messages
+           WHERE deleted_at IS NULL AND id > $1
+           ORDER BY id ASC
+           LIMIT $2"#,
+        after,
+        limit + 1,
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let more_newer = messages.len() as i64 > limit;
+    messages.truncate(limit as usize);
+    messages.reverse();
+    Ok(MessagePage {
+        prev_cursor: more_newer.then(|| messages.first().map(|m| m.id)).flatten(),
+        // `after` itself is older than this page: the older page starts right below it.
+        next_cursor: messages.last().map(|m| m.id),
+        messages,
+    })
+}
+
 /// Create a message.
+///
+/// With an `Idempotency-Key` header, the key is stored with the message: a request repeating
+/// a key creates nothing and answers with the message the first request created (as it is
+/// now), so a client may retry a create whose answer it did not get.
 #[utoipa::path(post, path = "/api/messages", tag = "messages", request_body = MessageInput,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "Client-chosen key (1..=255 visible ASCII characters) making retries safe")),
     responses(
-        (status = 201, description = "Created", body = Message,
+        (status = 201, description = "Created (or created earlier with the same `Idempotency-Key`)", body = Message,
             headers(("Location" = String, description = "URL of the new message"))),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or `Idempotency-Key`", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 422, description = "Missing or invalid `content`", body = ErrorBody),
@@ -145,18 +221,38 @@ pub async fn list(
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    headers: HeaderMap,
     extract::Json(input): extract::Json<MessageInput>,
 ) -> Result<impl IntoResponse, Error> {
+    let key = idempotency_key(&headers)?;
     let content = input.validated()?;
-    let message = sqlx::query_as!(
+    // On a repeated key, the insert waits for the first one to commit, then inserts nothing.
+    let inserted = sqlx::query_as!(
         Message,
-        r#"INSERT INTO messages (content)
-           VALUES ($1)
+        r#"INSERT INTO messages (content, idempotency_key)
+           VALUES ($1, $2)
+           ON CONFLICT (idempotency_key) DO NOTHING
            RETURNING id, content, created_at, updated_at"#,
         content,
+        key,
     )
-    .fetch_one(&state.db)
+    .fetch_optional(&state.db)
     .await?;
+    let message = match (inserted, key) {
+        (Some(message), _) => message,
+        (None, Some(key)) => {
+            sqlx::query_as!(
+                Message,
+                r#"SELECT id, content, created_at, updated_at
+               FROM messages
+               WHERE idempotency_key = $1"#,
+                key,
+            )
+            .fetch_one(&state.db)
+            .await?
+        }
+        (None, None) => return Err(Error::Internal),
+    };
     let location = format!("/api/messages/{}", message.id);
     Ok((
         StatusCode::CREATED,

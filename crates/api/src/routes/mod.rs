@@ -11,6 +11,8 @@ use crate::AppState;
 /// All routes (without middleware, see [`crate::app`]).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api", get(health::index))
+        .route("/api/", get(health::index))
         .route("/api/health", get(health::health))
         .route("/api/ready", get(health::ready))
         .route("/api/openapi.json", get(crate::openapi::serve))

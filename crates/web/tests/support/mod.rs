@@ -1,5 +1,7 @@
 //! Test stack: a fresh database with the migrations applied (migrate crate), the real api
 //! router on a free port, and the web router pointing at it.
+// Each test file uses a different part of these helpers.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,6 +60,7 @@ impl Drop for Running {
 /// returns its base URL.
 pub async fn start_web(api_url: &str, api_timeout: Duration) -> String {
     let config = web::Config {
+        bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port: 0,
         metrics_port: 0,
         api_url: api_url.parse().unwrap(),
