@@ -18,7 +18,14 @@
     python-with-moto = pkgs.python3.withPackages (ps: [ps.moto] ++ ps.moto.optional-dependencies.server or []);
 
     ownPackages = {inherit terraform python-with-moto;};
-    packageOf = tool: ownPackages.${tool.package} or pkgs.${tool.package};
+    # `output`: the package's output holding the programs, when not its
+    # default one (nixpkgs' prometheus moves promtool to `cli`).
+    packageOf = tool: let
+      package = ownPackages.${tool.package} or pkgs.${tool.package};
+    in
+      if tool ? output
+      then package.${tool.output}
+      else package;
     available = tool:
       tool.optional or "" != "platform" || lib.meta.availableOn pkgs.stdenv.hostPlatform (packageOf tool);
 

@@ -206,13 +206,19 @@
   # Each nixpkgs package the modules name: a directory of this machine's
   # programs, or a marker naming what is missing here.
   packages =
-    lib.mapAttrs (name: dir: {
-      inherit name;
-      # What lib.isDerivation looks for (lib.getExe' asserts it).
-      type = "derivation";
-      outPath = dir;
-      meta.mainProgram = machine.mainPrograms.${name} or name;
-    })
+    lib.mapAttrs (name: dir: let
+      package = {
+        inherit name;
+        # What lib.isDerivation looks for (lib.getExe' asserts it).
+        type = "derivation";
+        outPath = dir;
+        meta.mainProgram = machine.mainPrograms.${name} or name;
+        # Outputs other than the default (dev-tools.toml `output`), one
+        # directory here: e.g. `prometheus.cli`, where nixpkgs puts promtool.
+        cli = package;
+      };
+    in
+      package)
     machine.packages
     // lib.genAttrs machine.missing (name: {
       inherit name;

@@ -19,6 +19,10 @@ pub struct DevTools {
 pub struct Tool {
     /// A nixpkgs attribute, or `terraform` / `python-with-moto` (nix/devshell.nix's own).
     pub package: String,
+    /// The package's output that holds `programs`, when not its default one
+    /// (nixpkgs moves `promtool` to `prometheus.cli`).
+    #[serde(default)]
+    pub output: Option<String>,
     pub programs: Vec<String>,
     /// Program name -> its name on Debian, where they differ.
     #[serde(default)]
@@ -268,12 +272,16 @@ pub fn prepare(dir: &Path) -> Machine {
         if tool.package == "terraform" || tool.package == PYTHON_PACKAGE {
             continue;
         }
-        let programs = tool
+        let programs: Vec<_> = tool
             .programs
             .iter()
             .map(|p| (p.clone(), tool.program_here(p).to_owned()))
             .collect();
-        wanted.insert(tool.package.clone(), programs);
+        // A package's outputs are one directory here: every output's programs.
+        wanted
+            .entry(tool.package.clone())
+            .or_default()
+            .extend(programs);
     }
     for (name, programs) in EXTRA_PACKAGES {
         wanted.insert(
