@@ -38,7 +38,7 @@ pub use options::{BenchArgs, BenchOptions, CONNECTIONS};
 pub use scenario::scenario_names;
 
 use artifacts::{Artifact, Binaries};
-use ceiling::Pgbench;
+use ceiling::{Ceiling, Pgbench};
 use load::{LoadShape, Wrk};
 use machine::Machine;
 use pg_tools::PgTools;
@@ -333,19 +333,7 @@ impl Suite<'_> {
             connections: o.connections,
             duration,
         };
-        let ceiling = match scenario.ceiling {
-            Some(statement) => {
-                step(format!(
-                    "{}: ceiling — pgbench, the api's {} statement, {}s, {} clients",
-                    scenario.name,
-                    statement.name(),
-                    o.duration.as_secs(),
-                    o.connections
-                ));
-                Some(self.pgbench.run(statement, shape(o.duration)).await?)
-            }
-            None => None,
-        };
+        let ceiling = self.ceiling(scenario, shape(o.duration)).await?;
         let port = if scenario.service == "web" {
             self.ports.web
         } else {
@@ -380,6 +368,21 @@ impl Suite<'_> {
         let result = ScenarioResult::new(scenario, &run, around);
         step(summary_line(&result));
         Ok(result)
+    }
+
+    /// pgbench with the scenario's statement, if it has one, for as long as the measured run.
+    async fn ceiling(&self, scenario: &Scenario, shape: LoadShape) -> Result<Option<Ceiling>> {
+        let Some(statement) = scenario.ceiling else {
+            return Ok(None);
+        };
+        step(format!(
+            "{}: ceiling — pgbench, the api's {} statement, {}s, {} clients",
+            scenario.name,
+            statement.name(),
+            shape.duration.as_secs(),
+            shape.connections
+        ));
+        Ok(Some(self.pgbench.run(statement, shape).await?))
     }
 
     /// The machine's CPU busy share while the stack is idle (what else runs), with a warning.
