@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -27,11 +27,31 @@ pub struct Message {
     /// Text, trimmed, 1..=2000 characters.
     pub content: String,
     /// Creation time (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(
+        serialize_with = "rfc3339_on_stack",
+        deserialize_with = "time::serde::rfc3339::deserialize"
+    )]
     pub created_at: OffsetDateTime,
     /// Time of the last change (RFC 3339).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(
+        serialize_with = "rfc3339_on_stack",
+        deserialize_with = "time::serde::rfc3339::deserialize"
+    )]
     pub updated_at: OffsetDateTime,
+}
+
+/// RFC 3339, as `time::serde::rfc3339` writes it, formatted in a stack buffer: that
+/// serializer allocates a `String` per timestamp, 200 per page of the list (see
+/// benchmarks/README.md).
+fn rfc3339_on_stack<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error as _;
+    // The longest RFC 3339 form `time` writes: `+YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+HH:MM` < 40.
+    let mut buffer = [0u8; 40];
+    let mut rest = &mut buffer[..];
+    t.format_into(&mut rest, &time::format_description::well_known::Rfc3339)
+        .map_err(S::Error::custom)?;
+    let written = 40 - rest.len();
+    s.serialize_str(std::str::from_utf8(&buffer[..written]).map_err(S::Error::custom)?)
 }
 
 /// One page of messages, newest first.
@@ -136,7 +156,7 @@ impl MessageInput {
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<Json<MessagePage>, Error> {
+) -> Result<Response, Error> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::InvalidQuery {
@@ -145,21 +165,36 @@ pub async fn list(
         });
     }
     if let (Some(after), None) = (params.after, params.cursor) {
-        return newer_page(&state, after, limit).await.map(Json);
+        return page_response(&newer_page(&state, after, limit).await?);
     }
-    // One extra row tells whether there is a next page.
-    let mut messages = sqlx::query_as!(
-        Message,
-        r#"SELECT id, content, created_at, updated_at
+    // One extra row tells whether there is a next page. The query runs in a task of its own,
+    // outside the request's tracing span: sqlx wraps each of its (nested) row streams in the
+    // caller's span, so under the request span every row costs several subscriber calls —
+    // a sixth of the api's CPU on this route (benchmarks/README.md). Its errors come back
+    // here and are logged with the request id.
+    let db = state.db.clone();
+    let cursor = params.cursor;
+    let rows = tokio::spawn(async move {
+        // On an acquired connection rather than the pool: one row stream fewer per row.
+        let mut conn = db.acquire().await?;
+        sqlx::query_as!(
+            Message,
+            r#"SELECT id, content, created_at, updated_at
            FROM messages
            WHERE deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
            ORDER BY id DESC
            LIMIT $2"#,
-        params.cursor,
-        limit + 1,
-    )
-    .fetch_all(&state.db)
-    .await?;
+            cursor,
+            limit + 1,
+        )
+        .fetch_all(&mut *conn)
+        .await
+    })
+    .await;
+    let mut messages = rows.map_err(|e| {
+        tracing::error!(error = %e, "the list query task failed");
+        Error::Internal
+    })??;
     let next_cursor = if messages.len() as i64 > limit {
         messages.truncate(limit as usize);
         messages.last().map(|m| m.id)
@@ -167,11 +202,29 @@ pub async fn list(
         None
     };
     let prev_cursor = params.cursor.and_then(|_| messages.first().map(|m| m.id));
-    Ok(Json(MessagePage {
+    page_response(&MessagePage {
         messages,
         next_cursor,
         prev_cursor,
-    }))
+    })
+}
+
+/// The page as a JSON response, serialized into a buffer sized for it up front: axum's
+/// `Json` starts at 128 bytes and grows by copying, eight times for a full page.
+fn page_response(page: &MessagePage) -> Result<Response, Error> {
+    // Per message: the content plus ~130 bytes of keys, id and two timestamps.
+    let estimate = 64
+        + page
+            .messages
+            .iter()
+            .map(|m| m.content.len() + 160)
+            .sum::<usize>();
+    let mut body = Vec::with_capacity(estimate);
+    serde_json::to_writer(&mut body, page).map_err(|e| {
+        tracing::error!(error = %e, "cannot serialize a page of messages");
+        Error::Internal
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The page just newer than `after`: the `limit` oldest messages with a greater id, shown
