@@ -6,7 +6,8 @@
 #   dev                          the local stack (`cargo xtask dev`)
 #   push-images ENV              images to ECR (and GHCR when GHCR_REPOSITORY is set)
 #   plan-aws ENV                 terraform plan -detailed-exitcode (0 none, 2 changes)
-#   deploy-aws ENV               ECR repositories, images, then terraform apply
+#   deploy-aws ENV               ECR repositories, images, terraform apply, then
+#                                every ECS service's rollout (nix/rollout.sh)
 #   migrate-aws ENV              update and invoke the migration Lambda
 #   bootstrap-aws                state bucket and CI roles, once per account
 #   plan-northflank              `northflank plan` with this build's images
@@ -195,6 +196,11 @@
       }
     '';
 
+    # confirm_rollouts: each ECS service's PRIMARY deployment COMPLETED on
+    # the task definition just applied (a rollback fails the deploy). A file
+    # of its own so crates/flake-tests runs it against an ECS stand-in.
+    rollout = builtins.readFile ./rollout.sh;
+
     app = name: description: runtimeInputs: libs: text: {
       type = "app";
       program = lib.getExe (pkgs.writeShellApplication {
@@ -247,7 +253,7 @@
           exit "$status"
         '';
 
-        deploy-aws = app "deploy-aws" "Deploy an environment: ECR repositories, images, terraform apply" aws [awsEnvironment registries terraformLib] ''
+        deploy-aws = app "deploy-aws" "Deploy an environment: ECR repositories, images, terraform apply, confirmed rollouts" aws [awsEnvironment registries terraformLib rollout] ''
           aws_environment "$@"
           tf_prepare "$1"
           mapfile -t targets < <(jq -r '.resource.aws_ecr_repository // {} | keys[] | "-target=aws_ecr_repository.\(.)"' "$TF_DIR/main.tf.json")
@@ -259,6 +265,9 @@
           push_images "$registry" "$1"
           terraform -chdir="$TF_DIR" plan -input=false -lock-timeout="$TF_LOCK_TIMEOUT" -out=deploy.tfplan
           terraform -chdir="$TF_DIR" apply -input=false -lock-timeout="$TF_LOCK_TIMEOUT" -auto-approve deploy.tfplan
+          rollout_expectations "$TF_DIR" >"$TF_DIR/rollouts.txt"
+          [[ -s "$TF_DIR/rollouts.txt" ]] || die "the state of $1 has no aws_ecs_service to confirm"
+          confirm_rollouts "$TF_DIR/rollouts.txt"
           echo "deployed $1; run the migrations with: nix run .#migrate-aws -- $1"
         '';
 

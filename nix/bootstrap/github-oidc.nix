@@ -16,11 +16,15 @@ let
         };
       }
     ];
-  role = description: subjects: {
+  # The session lasts as long as the longest job that assumes the role
+  # (.github/workflows/deploy.yml's `timeout-minutes`, `role-duration-seconds`):
+  # nothing refreshes it mid-job, and an apply that outlives it leaves the
+  # state lock behind.
+  role = description: maxSessionSeconds: subjects: {
     name = "\${var.name}-github-${description}";
     description = "Assumed by GitHub Actions of \${var.github_repository} to ${description}";
     assume_role_policy = trust subjects;
-    max_session_duration = 3600;
+    max_session_duration = maxSessionSeconds;
     # The trust policy names the provider by ARN; create it first.
     depends_on = ["aws_iam_openid_connect_provider.github"];
   };
@@ -33,8 +37,8 @@ in {
     };
 
     aws_iam_role = {
-      deploy = role "deploy" (map (env: "repo:${repo}:environment:${env}") n.environments);
-      plan = role "plan" ["repo:${repo}:pull_request"];
+      deploy = role "deploy" (120 * 60) (map (env: "repo:${repo}:environment:${env}") n.environments);
+      plan = role "plan" 3600 ["repo:${repo}:pull_request"];
     };
   };
 }

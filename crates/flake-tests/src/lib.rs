@@ -5,6 +5,7 @@
 //! The checks, apps and the dev shell it yields are then built and run by
 //! the tests. What only a real Nix proves is listed in README.md ("Nix").
 
+pub mod ecs;
 pub mod harness;
 pub mod inputs;
 pub mod machine;

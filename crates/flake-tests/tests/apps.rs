@@ -41,6 +41,10 @@ fn aws_env<'a>(command: &'a mut Command, moto: &Moto, work: &Path) -> &'a mut Co
         .env("ALERT_EMAIL", "alerts@example.com")
         .env("TF_IN_AUTOMATION", "1")
         .env("NO_COLOR", "1")
+        // moto reports a new service's deployment COMPLETED at once (see
+        // infra-tests' Moto); fail fast should it ever not.
+        .env("ROLLOUT_TIMEOUT_SECONDS", "60")
+        .env("ROLLOUT_POLL_SECONDS", "2")
 }
 
 fn show(name: &str, output: &Output) -> String {
@@ -255,11 +259,19 @@ fn bootstrap_deploy_plan_migrate_push_and_destroy_staging_on_moto() {
 
     // 2. ECR repositories, the images to the registry, terraform apply (S3 backend in moto).
     let deploy = harness.app("deploy-aws");
-    succeed(
+    let deployed = succeed(
         "deploy-aws staging",
         aws_env(registry.command(&deploy).arg("staging"), &moto, work)
             .env("TF_STATE_BUCKET", &bucket),
     );
+    // The rollout check read the services and task definitions from the
+    // state (nix/rollout.sh; tests/rollout.rs drives its failures).
+    for service in ["api", "web"] {
+        assert!(
+            deployed.contains(&format!("rolled out: {service} (arn:aws:ecs:")),
+            "deploy-aws did not confirm {service}'s rollout:\n{deployed}"
+        );
+    }
     assert_no_temporary_files(work);
     for (name, tag) in image_manifest() {
         let tags = registry.tags(&format!("staging/{name}"));

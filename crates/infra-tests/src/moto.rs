@@ -41,6 +41,10 @@ impl Moto {
             .args(extra_args)
             // AWS-managed policies (e.g. AWSLambdaVPCAccessExecutionRole) exist.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            // moto runs no tasks: with this many "running", a new ECS
+            // service's PRIMARY deployment is COMPLETED (staging's desired
+            // count), which deploy-aws waits for.
+            .env("MOTO_ECS_SERVICE_RUNNING", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

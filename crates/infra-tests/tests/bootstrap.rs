@@ -239,6 +239,15 @@ fn the_deploy_role_trusts_exactly_the_two_environments() {
     assert_github_trust("deploy", &subjects);
 }
 
+/// The deploy jobs run up to 120 minutes (deploy.yml's timeout-minutes) on
+/// one session, which the role must allow (AWS's default is 3,600 s); the
+/// pull requests' plan role keeps the default.
+#[test]
+fn sessions_last_as_long_as_the_jobs_of_each_role() {
+    assert_eq!(values("aws_iam_role.deploy")["max_session_duration"], 7200);
+    assert_eq!(values("aws_iam_role.plan")["max_session_duration"], 3600);
+}
+
 #[test]
 fn the_plan_role_trusts_pull_requests() {
     assert_github_trust("plan", &[format!("repo:{REPOSITORY}:pull_request")]);

@@ -423,10 +423,16 @@ fn northflank_deploys_once_after_production_is_stable() {
         "northflank assumes no AWS role"
     );
 
-    // The ECS wait ends the production job, which the Northflank job needs.
+    // deploy-aws confirms every service's rollout itself (nix/rollout.sh):
+    // `aws ecs wait services-stable` calls a rolled-back service stable.
     let production = &jobs["production"];
-    let wait = step_running(production, "aws ecs wait services-stable");
-    assert_eq!(wait, steps(production).len() - 1, "production ends stable");
+    step_running(production, ".#deploy-aws");
+    assert!(
+        !serde_yaml_ng::to_string(&deploy)
+            .unwrap()
+            .contains("services-stable"),
+        "no job waits with services-stable"
+    );
 
     let step = &steps(job)[step_running(job, ".#deploy-northflank")];
     assert!(
@@ -496,7 +502,6 @@ fn migrations_run_on_every_deploy_before_any_service_rolls() {
             .filter(|&i| run(&steps[i]).contains(".#migrate-aws"))
             .collect();
         let apply = step_running(job, ".#deploy-aws");
-        let wait = step_running(job, "aws ecs wait services-stable");
         assert_eq!(
             migrate.len(),
             2,
@@ -505,23 +510,19 @@ fn migrations_run_on_every_deploy_before_any_service_rolls() {
         let (before, first_deploy) = (&steps[migrate[0]], &steps[migrate[1]]);
 
         // Before terraform apply rolls the services, whenever the function exists.
-        assert!(
-            migrate[0] < apply && apply < wait,
-            "{env}: order of the deploy steps"
-        );
+        assert!(migrate[0] < apply, "{env}: order of the deploy steps");
         assert_eq!(
             before["if"], "steps.function.outputs.exists == 'true'",
             "{env}: migrations run on every deploy once the function exists"
         );
 
-        // After apply only when the function did not exist before (first deploy),
-        // and still before the services are waited on: together the two
-        // conditions cover every run.
+        // After apply only when the function did not exist before (first
+        // deploy): together the two conditions cover every run.
         assert_eq!(
             first_deploy["if"],
             "steps.function.outputs.exists == 'false'"
         );
-        assert!(apply < migrate[1] && migrate[1] < wait);
+        assert!(apply < migrate[1]);
 
         let find = steps
             .iter()
@@ -833,4 +834,42 @@ fn deploy_jobs_holding_an_oidc_token_install_nix_without_flakehub() {
         }
     }
     assert_eq!(checked, 2, "staging and production install Nix");
+}
+
+/// A job's AWS session lasts as long as the job may run (nothing refreshes
+/// it, and an apply that outlives it leaves the state lock behind), and the
+/// deploy role lets it last that long.
+#[test]
+fn aws_sessions_last_as_long_as_the_deploy_jobs() {
+    let render: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("infra/bootstrap/main.tf.json"))
+            .expect("bootstrap render"),
+    )
+    .unwrap();
+    let max_session = render["resource"]["aws_iam_role"]["deploy"]["max_session_duration"]
+        .as_u64()
+        .expect("the deploy role's max_session_duration");
+    let deploy = workflow("deploy.yml");
+    let mut checked = 0;
+    for (name, job) in jobs(&deploy) {
+        for step in steps(job) {
+            if !uses(step).starts_with("aws-actions/configure-aws-credentials@") {
+                continue;
+            }
+            let job_seconds = job["timeout-minutes"].as_u64().expect("timeout-minutes") * 60;
+            let session = step["with"]["role-duration-seconds"]
+                .as_u64()
+                .unwrap_or(3600);
+            assert!(
+                session >= job_seconds,
+                "{name}: the session ({session} s) ends before the job may ({job_seconds} s)"
+            );
+            assert!(
+                session <= max_session,
+                "{name}: role-duration-seconds {session} exceeds the deploy role's max_session_duration {max_session}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "staging and production assume the deploy role");
 }
