@@ -33,6 +33,8 @@ async fn positive_data_is_accepted_and_responses_match_the_document() {
         .args(["--generation-database", "none", "--request-timeout", "10"])
         .args(["--no-color", "--report-dir"])
         .arg(report.path())
+        // Its cache (`.schemathesis/`) goes with the report, not into the checkout.
+        .current_dir(report.path())
         .kill_on_drop(true)
         .output()
         .await
