@@ -29,6 +29,11 @@ use super::SecretSource;
 
 /// Shortest time between two reads, however many requests are rejected meanwhile.
 const MIN_READ_GAP: Duration = Duration::from_secs(1);
+/// After a read that found the version already applied, the next may come this soon, the gap
+/// doubling up to [`MIN_READ_GAP`]: the database can take a new password a moment before the
+/// secret shows it (RDS's rotation changes the database first), and a second look within a
+/// second ends the rejections early.
+const RECHECK_GAP: Duration = Duration::from_millis(100);
 /// Longest wait for one read (the SDK retries inside it).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed read, the next one comes this soon (or at the refresh interval if shorter).
@@ -109,18 +114,20 @@ impl SecretCredentials {
     }
 
     /// Read the secret and give it to `pool` for its next connections; open ones stay as they are.
-    pub async fn refresh(&self, pool: &PgPool) -> Result<(), SecretError> {
+    /// True when the secret's version differs from the one applied before.
+    pub async fn refresh(&self, pool: &PgPool) -> Result<bool, SecretError> {
         let (options, version) = self.read().await?;
         pool.set_connect_options(options);
         let mut applied = self.applied_version.lock().expect("not poisoned");
-        if *applied != version {
+        let changed = *applied != version;
+        if changed {
             tracing::info!(
                 secret_version = version.as_deref().unwrap_or("unknown"),
                 "database credentials read from DB_SECRET_ARN"
             );
             *applied = version;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The database rejected the credentials: read the secret again now (at most once a second).
@@ -132,23 +139,27 @@ impl SecretCredentials {
     /// Secrets Manager is unreachable), then keep it current in a background task: every
     /// `refresh_interval`, on [`Self::refresh_soon`], and 5 s after a failed read.
     pub async fn keep_fresh(self: Arc<Self>, pool: PgPool) -> tokio::task::JoinHandle<()> {
-        let mut wait = self.refresh_logged(&pool).await;
+        let (mut wait, _) = self.refresh_logged(&pool).await;
         tokio::spawn(async move {
+            let mut gap = MIN_READ_GAP;
             loop {
-                tokio::time::sleep(MIN_READ_GAP).await;
+                tokio::time::sleep(gap).await;
                 tokio::select! {
-                    () = tokio::time::sleep(wait.saturating_sub(MIN_READ_GAP)) => {}
+                    () = tokio::time::sleep(wait.saturating_sub(gap)) => {}
                     () = self.read_now.notified() => {}
                 }
-                wait = self.refresh_logged(&pool).await;
+                let changed;
+                (wait, changed) = self.refresh_logged(&pool).await;
+                gap = next_gap(gap, changed);
             }
         })
     }
 
-    /// One refresh; returns how long to wait before the next timed one.
-    async fn refresh_logged(&self, pool: &PgPool) -> Duration {
+    /// One refresh; returns how long to wait before the next timed one, and whether it found a
+    /// new version.
+    async fn refresh_logged(&self, pool: &PgPool) -> (Duration, bool) {
         let error = match tokio::time::timeout(READ_TIMEOUT, self.refresh(pool)).await {
-            Ok(Ok(())) => return self.source.refresh_interval,
+            Ok(Ok(changed)) => return (self.source.refresh_interval, changed),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {READ_TIMEOUT:?}"),
         };
@@ -156,7 +167,38 @@ impl SecretCredentials {
             %error,
             "cannot read the database secret DB_SECRET_ARN; keeping the current credentials"
         );
-        RETRY_AFTER_FAILURE.min(self.source.refresh_interval)
+        (RETRY_AFTER_FAILURE.min(self.source.refresh_interval), false)
+    }
+}
+
+/// The gap before the next read: [`MIN_READ_GAP`] after a new version; after the same version,
+/// [`RECHECK_GAP`], doubling on each further unchanged read up to [`MIN_READ_GAP`] and then from
+/// [`RECHECK_GAP`] again: at most five reads in 2.5 s while the database keeps rejecting a
+/// secret that does not change.
+fn next_gap(gap: Duration, changed: bool) -> Duration {
+    if changed {
+        MIN_READ_GAP
+    } else if gap >= MIN_READ_GAP {
+        RECHECK_GAP
+    } else {
+        (gap * 2).min(MIN_READ_GAP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_reads_look_again_soon_then_back_off_to_the_minimum_gap() {
+        let mut gap = MIN_READ_GAP;
+        let mut gaps = Vec::new();
+        for _ in 0..6 {
+            gap = next_gap(gap, false);
+            gaps.push(gap.as_millis());
+        }
+        assert_eq!(gaps, [100, 200, 400, 800, 1000, 100]);
+        assert_eq!(next_gap(RECHECK_GAP, true), MIN_READ_GAP);
     }
 }
 
