@@ -141,10 +141,14 @@ impl Pgbench {
             ),
             Statement::Create => (
                 self.query(|q| q.starts_with("INSERT INTO messages"))?,
-                vec![(
-                    ":content".to_owned(),
-                    Some(format!("content={POST_CONTENT}")),
-                )],
+                // The bench's creates send no Idempotency-Key: the key is a typed NULL.
+                vec![
+                    (
+                        ":content".to_owned(),
+                        Some(format!("content={POST_CONTENT}")),
+                    ),
+                    ("NULL::text".to_owned(), None),
+                ],
             ),
         };
         let mut script = query.to_owned();
