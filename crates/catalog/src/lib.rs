@@ -84,6 +84,20 @@ pub enum Error {
 }
 
 impl Catalog {
+    /// The crates of every service and job, sorted, each once: what the local stack and the
+    /// benchmark build.
+    pub fn crate_names(&self) -> Vec<&str> {
+        let mut crates: Vec<&str> = self
+            .services
+            .values()
+            .map(|s| s.crate_name.as_str())
+            .chain(self.jobs.values().map(|j| j.crate_name.as_str()))
+            .collect();
+        crates.sort_unstable();
+        crates.dedup();
+        crates
+    }
+
     /// Loads and validates the catalog at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();

@@ -222,14 +222,7 @@ fn plan<'a>(options: &DevOptions, catalog: &'a Catalog) -> Result<Vec<Planned<'a
 
 /// Phase 2: `cargo build` of every crate of the catalog; returns the binaries' directory.
 async fn build(options: &DevOptions, catalog: &Catalog) -> Result<PathBuf> {
-    let mut crates: Vec<&str> = catalog
-        .services
-        .values()
-        .map(|s| s.crate_name.as_str())
-        .chain(catalog.jobs.values().map(|j| j.crate_name.as_str()))
-        .collect();
-    crates.sort_unstable();
-    crates.dedup();
+    let crates = catalog.crate_names();
     let profile = if options.release { "release" } else { "debug" };
     let bin_dir = target_dir(&options.root).join(profile);
     if !options.build {

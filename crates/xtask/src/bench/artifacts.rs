@@ -39,14 +39,11 @@ pub struct Binaries {
 impl Binaries {
     /// Builds every crate of the catalog (unless `--no-build`).
     pub async fn build(options: &BenchOptions, catalog: &Catalog) -> Result<Self> {
-        let mut crates: Vec<String> = catalog
-            .services
-            .values()
-            .map(|s| s.crate_name.clone())
-            .chain(catalog.jobs.values().map(|j| j.crate_name.clone()))
+        let crates: Vec<String> = catalog
+            .crate_names()
+            .into_iter()
+            .map(str::to_owned)
             .collect();
-        crates.sort_unstable();
-        crates.dedup();
         if options.build {
             let mut args = Vec::new();
             if options.release {
