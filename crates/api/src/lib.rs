@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod first_pages;
 pub mod openapi;
 pub mod routes;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub db: PgPool,
     /// With `DB_SECRET_ARN`: keeps the pool's user name and password current as the secret rotates.
     pub credentials: Option<Arc<SecretCredentials>>,
+    /// The first pages of the list as last served, revalidated by the database per request.
+    pub first_pages: Arc<first_pages::FirstPages>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
         Self {
             db,
             credentials: None,
+            first_pages: Arc::default(),
         }
     }
 

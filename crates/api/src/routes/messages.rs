@@ -1,6 +1,7 @@
 //! The messages resource.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ErrorBody;
 use crate::extract::{self, MessageId, Query};
+use crate::first_pages::KeptPage;
 use crate::{AppState, Error};
 
 /// Longest content, in characters (after trimming).
@@ -165,36 +167,20 @@ pub async fn list(
         });
     }
     if let (Some(after), None) = (params.after, params.cursor) {
-        return page_response(&newer_page(&state, after, limit).await?);
+        return Ok(json_response(page_body(
+            &newer_page(&state, after, limit).await?,
+        )?));
     }
-    // One extra row tells whether there is a next page. The query runs in a task of its own,
-    // outside the request's tracing span: sqlx wraps each of its (nested) row streams in the
-    // caller's span, so under the request span every row costs several subscriber calls —
-    // a sixth of the api's CPU on this route (benchmarks/README.md). Its errors come back
-    // here and are logged with the request id.
-    let db = state.db.clone();
-    let cursor = params.cursor;
-    let rows = tokio::spawn(async move {
-        // On an acquired connection rather than the pool: one row stream fewer per row.
-        let mut conn = db.acquire().await?;
-        sqlx::query_as!(
-            Message,
-            r#"SELECT id, content, created_at, updated_at
-           FROM messages
-           WHERE deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
-           ORDER BY id DESC
-           LIMIT $2"#,
-            cursor,
-            limit + 1,
-        )
-        .fetch_all(&mut *conn)
-        .await
-    })
-    .await;
-    let mut messages = rows.map_err(|e| {
-        tracing::error!(error = %e, "the list query task failed");
-        Error::Internal
-    })??;
+    let kept = match params.cursor {
+        None => state.first_pages.get(limit),
+        Some(_) => None,
+    };
+    let read = older_page(&state, params.cursor, limit, kept.as_ref()).await?;
+    if let (Some(kept), true) = (kept, read.unchanged) {
+        metrics::counter!(FIRST_PAGE_READS, "result" => "kept").increment(1);
+        return Ok(json_response(kept.body));
+    }
+    let mut messages = read.messages;
     let next_cursor = if messages.len() as i64 > limit {
         messages.truncate(limit as usize);
         messages.last().map(|m| m.id)
@@ -202,16 +188,112 @@ pub async fn list(
         None
     };
     let prev_cursor = params.cursor.and_then(|_| messages.first().map(|m| m.id));
-    page_response(&MessagePage {
+    let body = page_body(&MessagePage {
         messages,
         next_cursor,
         prev_cursor,
+    })?;
+    if params.cursor.is_none() {
+        metrics::counter!(FIRST_PAGE_READS, "result" => "read").increment(1);
+        state.first_pages.store(KeptPage {
+            limit,
+            snapshot: read.snapshot,
+            body: body.clone(),
+        });
+    }
+    Ok(json_response(body))
+}
+
+/// Counter of first pages served, by `result`: `kept` (the database's snapshot was the kept
+/// page's) or `read` (the rows were read).
+pub const FIRST_PAGE_READS: &str = "api_first_page_reads_total";
+
+/// What the list statement returned.
+struct OlderRows {
+    /// The snapshot the statement ran in (`pg_current_snapshot()::text`).
+    snapshot: String,
+    /// That snapshot is the kept page's: no rows were read.
+    unchanged: bool,
+    /// Up to `limit + 1` messages below `cursor`, newest first (none when unchanged).
+    messages: Vec<Message>,
+}
+
+/// The messages below `cursor` (all when `None`), one more than `limit` to tell whether a next
+/// page exists, unless the database's snapshot is still `kept`'s (see [`crate::first_pages`]).
+///
+/// The statement runs in a task of its own, outside the request's tracing span: sqlx wraps
+/// each of its (nested) row streams in the caller's span, so under the request span every row
+/// costs several subscriber calls, a sixth of the api's CPU on this route
+/// (benchmarks/README.md). Its errors come back to the handler and are logged with the
+/// request id.
+async fn older_page(
+    state: &AppState,
+    cursor: Option<i64>,
+    limit: i64,
+    kept: Option<&KeptPage>,
+) -> Result<OlderRows, Error> {
+    let db = state.db.clone();
+    let kept_snapshot = kept.map(|page| page.snapshot.clone());
+    let rows = tokio::spawn(async move {
+        // On an acquired connection rather than the pool: one row stream fewer per row.
+        let mut conn = db.acquire().await?;
+        // The snapshot is the statement's own, the one the rows are read in; the page's rows
+        // are read only when it differs from the kept page's.
+        sqlx::query!(
+            r#"SELECT db.snapshot AS "snapshot!", page.id AS "id?", page.content AS "content?",
+                  page.created_at AS "created_at?", page.updated_at AS "updated_at?"
+           FROM (SELECT pg_current_snapshot()::text AS snapshot) AS db
+           LEFT JOIN LATERAL (
+               SELECT id, content, created_at, updated_at
+               FROM messages
+               WHERE db.snapshot IS DISTINCT FROM $3
+                 AND deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
+               ORDER BY id DESC
+               LIMIT $2
+           ) AS page ON true
+           ORDER BY page.id DESC"#,
+            cursor,
+            limit + 1,
+            kept_snapshot,
+        )
+        .fetch_all(&mut *conn)
+        .await
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the list query task failed");
+        Error::Internal
+    })??;
+    let snapshot = rows
+        .first()
+        .map(|row| row.snapshot.clone())
+        .unwrap_or_default();
+    let unchanged = kept.is_some_and(|page| page.snapshot == snapshot);
+    let messages = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Message {
+                id: row.id?,
+                content: row.content?,
+                created_at: row.created_at?,
+                updated_at: row.updated_at?,
+            })
+        })
+        .collect();
+    Ok(OlderRows {
+        snapshot,
+        unchanged,
+        messages,
     })
 }
 
-/// The page as a JSON response, serialized into a buffer sized for it up front: axum's
-/// `Json` starts at 128 bytes and grows by copying, eight times for a full page.
-fn page_response(page: &MessagePage) -> Result<Response, Error> {
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The page as JSON, serialized into a buffer sized for it up front: axum's `Json` starts at
+/// 128 bytes and grows by copying, eight times for a full page.
+fn page_body(page: &MessagePage) -> Result<Bytes, Error> {
     // Per message: the content plus ~130 bytes of keys, id and two timestamps.
     let estimate = 64
         + page
@@ -224,7 +306,7 @@ fn page_response(page: &MessagePage) -> Result<Response, Error> {
         tracing::error!(error = %e, "cannot serialize a page of messages");
         Error::Internal
     })?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(Bytes::from(body))
 }
 
 /// The page just newer than `after`: the `limit` oldest messages with a greater id, shown

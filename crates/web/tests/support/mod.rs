@@ -172,6 +172,7 @@ async fn start_api(listener: TcpListener, db: &TestDb) -> Running {
     let state = api::AppState {
         db: db.pool().await,
         credentials: None,
+        first_pages: Default::default(),
     };
     Running::serve(listener, api::app(state, Duration::from_secs(5)))
 }

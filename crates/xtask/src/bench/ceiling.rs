@@ -130,13 +130,14 @@ impl Pgbench {
                 self.query(|q| {
                     q.starts_with("SELECT") && q.contains("ORDER BY id DESC") && q.contains("LIMIT")
                 })?,
-                // The first page: no cursor; the handler asks for one row more than `limit`
-                // to know whether a next page exists. pgbench cannot bind NULL, so the
-                // cursor is spelled as a typed NULL literal (the plan is the api's
-                // first-page plan).
+                // The first page read from the table: no cursor, no kept page's snapshot (the
+                // rows are read; see crates/api/src/first_pages.rs); the handler asks for one
+                // row more than `limit` to know whether a next page exists. pgbench cannot bind
+                // NULL, so those are spelled as typed NULL literals.
                 vec![
                     ("NULL::bigint".to_owned(), None),
                     (":rows".to_owned(), Some(format!("rows={}", limit + 1))),
+                    ("NULL::text".to_owned(), None),
                 ],
             ),
             Statement::Create => (
