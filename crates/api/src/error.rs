@@ -190,10 +190,17 @@ impl IntoResponse for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if service_kit::db::is_credentials_rejected(&e) {
+        Self::from(&e)
+    }
+}
+
+/// One database error answered to several requests (the creates of a batch).
+impl From<&sqlx::Error> for Error {
+    fn from(e: &sqlx::Error) -> Self {
+        if service_kit::db::is_credentials_rejected(e) {
             tracing::warn!(error = %e, "the database rejected the credentials");
             Self::CredentialsRejected
-        } else if is_unavailable(&e) {
+        } else if is_unavailable(e) {
             tracing::warn!(error = %e, "database unavailable");
             Self::DatabaseUnavailable
         } else {

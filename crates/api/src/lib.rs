@@ -5,6 +5,7 @@
 //! `{"error":{"code","message","field"?}}`, and the OpenAPI document in [`openapi`].
 
 pub mod config;
+pub mod create_batches;
 pub mod error;
 pub mod extract;
 pub mod first_pages;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub credentials: Option<Arc<SecretCredentials>>,
     /// The first pages of the list as last served, revalidated by the database per request.
     pub first_pages: Arc<first_pages::FirstPages>,
+    /// Creates waiting to be inserted together.
+    pub create_batches: Arc<create_batches::CreateBatches>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             db,
             credentials: None,
             first_pages: Arc::default(),
+            create_batches: Arc::default(),
         }
     }
 

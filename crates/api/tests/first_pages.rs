@@ -142,9 +142,13 @@ async fn concurrent_readers_never_see_an_acknowledged_create_missing() {
 
 /// Through the real binary: a page read twice with nothing written in between is served as
 /// kept, the same bytes; each page size is kept on its own; pages below a cursor are always read.
+/// On a server of its own: a write to any database of the cluster (the other tests') changes
+/// the snapshot.
 #[tokio::test]
 async fn an_unchanged_first_page_is_served_as_kept() {
-    let db = migrated_db().await;
+    let server = test_postgres::PgServer::launch();
+    let db = server.create_database().await;
+    common::migrate(&db).await;
     let api = ApiProcess::start(&[("DATABASE_URL", db.url().to_owned())]).await;
     let client = reqwest::Client::new();
     for i in 0..5 {

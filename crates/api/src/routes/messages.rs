@@ -362,17 +362,11 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let content = input.validated()?;
     // On a repeated key, the insert waits for the first one to commit, then inserts nothing.
-    let inserted = sqlx::query_as!(
-        Message,
-        r#"INSERT INTO messages (content, idempotency_key)
-           VALUES ($1, $2)
-           ON CONFLICT (idempotency_key) DO NOTHING
-           RETURNING id, content, created_at, updated_at"#,
-        content,
-        key,
-    )
-    .fetch_optional(&state.db)
-    .await?;
+    let inserted = state
+        .create_batches
+        .insert(&state.db, content, key)
+        .await
+        .map_err(|e| Error::from(&*e))?;
     let message = match (inserted, key) {
         (Some(message), _) => message,
         (None, Some(key)) => {

@@ -173,6 +173,7 @@ async fn start_api(listener: TcpListener, db: &TestDb) -> Running {
         db: db.pool().await,
         credentials: None,
         first_pages: Default::default(),
+        create_batches: Default::default(),
     };
     Running::serve(listener, api::app(state, Duration::from_secs(5)))
 }
