@@ -206,9 +206,7 @@ impl ScenarioResult {
             wrk_output: run.text.clone(),
         }
     }
-}
 
-impl ScenarioResult {
     /// The ceiling run's CPU per transaction, if the scenario has a ceiling.
     pub fn ceiling_cpu(&self) -> Option<&CpuPerRequest> {
         self.ceiling.as_ref()?.cpu_per_transaction.as_ref()
