@@ -266,7 +266,7 @@ impl Drop for LocalPostgres {
 }
 
 /// The first line of `postmaster.pid`: the server's process id.
-fn postmaster_pid(data_dir: &Path) -> Option<u32> {
+pub(crate) fn postmaster_pid(data_dir: &Path) -> Option<u32> {
     let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
     text.lines().next()?.trim().parse().ok()
 }

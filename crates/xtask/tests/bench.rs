@@ -1,6 +1,8 @@
 //! The benchmark command in quick mode (`cargo xtask bench --quick`, here its binary) produces
-//! its table: every scenario present, zero errors, numbers greater than zero. No timing
-//! assertions: this checks the harness, not the performance (see benchmarks/results.md).
+//! its table: every scenario present, zero errors, numbers greater than zero, and the CPU time
+//! per request of the api and of Postgres (in the measured runs and the ceiling runs) greater
+//! than zero. No timing assertions: this checks the harness, not the performance (see
+//! benchmarks/results.md).
 //!
 //! Uses the debug binaries (`--debug`, built by the command itself) so the test suite does not
 //! need a release build. Needs wrk and the PostgreSQL server programs on PATH; missing programs
@@ -65,6 +67,7 @@ fn quick_bench_produces_its_table() {
         );
         assert!(number(&s["latency_ms"]["p50"], "p50") > 0.0, "{name}: {s}");
         assert!(number(&s["latency_ms"]["p99"], "p99") > 0.0, "{name}: {s}");
+        assert_cpu_measured(name, s);
     }
     for service in ["api", "web"] {
         let memory = &results["memory"][service];
@@ -93,6 +96,7 @@ fn quick_bench_produces_its_table() {
     );
 
     let markdown = std::fs::read_to_string(out.path().join("results.md")).unwrap();
+    assert_cpu_table(&markdown, &names);
     for name in &names {
         assert!(
             markdown.contains(&format!("| {name} |")),
@@ -101,4 +105,60 @@ fn quick_bench_produces_its_table() {
     }
     // Quick mode never touches the committed results.
     assert!(!Path::new(out.path()).join("README.md").exists());
+}
+
+/// The CPU per request of the api (every scenario loads it, the web's through the web) and of
+/// Postgres (every scenario but the api's health), in the measured run and in the ceiling run.
+fn assert_cpu_measured(name: &str, s: &Value) {
+    let cpu = &s["cpu_per_request"];
+    assert!(number(&cpu["api_us"], "api µs") > 0.0, "{name}: {cpu}");
+    if name != "api_health" {
+        assert!(
+            number(&cpu["postgres_us"], "postgres µs") > 0.0,
+            "{name}: {cpu}"
+        );
+    }
+    assert!(number(&cpu["total_us"], "total µs") > 0.0, "{name}: {cpu}");
+    if name == "web_index" {
+        assert!(number(&cpu["web_us"], "web µs") > 0.0, "{name}: {cpu}");
+    }
+    if !s["ceiling"].is_null() {
+        let ceiling = &s["ceiling"]["cpu_per_transaction"];
+        assert!(
+            number(&ceiling["postgres_us"], "ceiling postgres µs") > 0.0,
+            "{name}: {ceiling}"
+        );
+    }
+}
+
+/// results.md has the CPU table right after the headline: a row per scenario whose api and
+/// postgres cells are numbers above zero (postgres: not for the api's health).
+fn assert_cpu_table(markdown: &str, names: &[&str]) {
+    let header = "| scenario | api µs/req | web µs/req | postgres µs/req |";
+    let start = markdown
+        .find(header)
+        .unwrap_or_else(|| panic!("no CPU table in results.md:\n{markdown}"));
+    let headline = markdown.find("| api / ceiling |").expect("headline table");
+    assert!(headline < start, "the CPU table follows the headline");
+    let rows: Vec<&str> = markdown[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    for name in names {
+        let row = rows
+            .iter()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no CPU row for {name} in:\n{}", rows.join("\n")));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let cell = |i: usize| -> f64 {
+            cells[i]
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: cell {i} is not a number: {row}"))
+        };
+        assert!(cell(2) > 0.0, "{name}: api µs/req in {row}");
+        if *name != "api_health" {
+            assert!(cell(4) > 0.0, "{name}: postgres µs/req in {row}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
+use super::cpu::CpuPerRequest;
 use super::load::LoadShape;
 use super::pg_tools::PgTools;
 use super::results::round;
@@ -50,6 +51,9 @@ pub struct Ceiling {
     pub failed_transactions: u64,
     pub transactions_per_second: f64,
     pub latency_average_ms: f64,
+    /// CPU time per transaction of Postgres and pgbench (measured around the run by the
+    /// caller, see `cpu`).
+    pub cpu_per_transaction: Option<CpuPerRequest>,
     pub pgbench_output: String,
 }
 
@@ -222,6 +226,7 @@ fn parse_output(stdout: &str) -> Result<Ceiling> {
         failed_transactions: failed,
         transactions_per_second: round(value("tps =")?, 1),
         latency_average_ms: round(value("latency average =")?, 3),
+        cpu_per_transaction: None,
         pgbench_output: stdout.trim().to_owned(),
     })
 }

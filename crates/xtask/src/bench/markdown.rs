@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::results::{Results, TARGET_STARTUP_MS};
+use super::cpu::CpuPerRequest;
+use super::results::{Results, ScenarioResult, TARGET_STARTUP_MS};
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1024.0 / 1024.0
@@ -15,6 +16,8 @@ fn yes_no(ok: bool) -> &'static str {
 /// The console table (also the tables of the Markdown's results section).
 pub fn table(r: &Results) -> String {
     let mut t = ceiling_table(r);
+    t.push('\n');
+    t.push_str(&cpu_table(r));
     t.push('\n');
     t.push_str(&scenario_table(r));
     t.push('\n');
@@ -50,6 +53,54 @@ fn ceiling_table(r: &Results) -> String {
         );
     }
     t
+}
+
+/// The measured reason: CPU microseconds per request of each process group, in the api run
+/// and in the ceiling run, and the ratio they allow when the machine is the limit.
+fn cpu_table(r: &Results) -> String {
+    let mut t = String::new();
+    t.push_str("| scenario | api µs/req | web µs/req | postgres µs/req | wrk µs/req | total µs/req | machine µs/req | ceiling: postgres µs/tx | pgbench µs/tx | total µs/tx | machine µs/tx | ratio if CPU-bound |\n");
+    t.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for s in &r.scenarios {
+        let run = &s.cpu_per_request;
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            s.name,
+            optional_us(run.api_us),
+            optional_us(run.web_us),
+            run.postgres_us,
+            run.load_generator_us,
+            run.total_us,
+            run.machine_us,
+            ceiling_cpu_cells(s.ceiling_cpu()),
+            cpu_bound_ratio(s).map_or("—".to_owned(), |v| format!("{:.0} %", v * 100.0)),
+        );
+    }
+    t
+}
+
+fn optional_us(us: Option<f64>) -> String {
+    us.map_or("—".to_owned(), |v| format!("{v:.0}"))
+}
+
+/// The ceiling run's postgres, pgbench, total and machine cells.
+fn ceiling_cpu_cells(cpu: Option<&CpuPerRequest>) -> String {
+    cpu.map_or("— | — | — | —".to_owned(), |c| {
+        format!(
+            "{:.0} | {:.0} | {:.0} | {:.0}",
+            c.postgres_us, c.load_generator_us, c.total_us, c.machine_us
+        )
+    })
+}
+
+/// The ceiling's total CPU per transaction ÷ the api run's total CPU per request: what
+/// `api / ceiling` approaches when both runs are bound by the machine's CPU, not by latency.
+pub fn cpu_bound_ratio(s: &ScenarioResult) -> Option<f64> {
+    let ceiling = s.ceiling_cpu()?;
+    (s.cpu_per_request.total_us > 0.0).then(|| ceiling.total_us / s.cpu_per_request.total_us)
 }
 
 fn scenario_table(r: &Results) -> String {
@@ -122,7 +173,13 @@ fn artifact_table(r: &Results) -> String {
 const CEILING_NOTE: &str = "The first table is the headline: the api's rate as a share of the database's own rate for \
 the same statement (*ceiling*: `pgbench -M prepared` running the api's query from `.sqlx/` against the same Postgres, \
 with as many clients as wrk has connections, just before the scenario). Both share the machine with whatever else \
-runs on it, so the ratio holds up where absolute numbers do not. *met* covers every target of the scenario.\n\n";
+runs on it, so the ratio holds up where absolute numbers do not. *met* covers every target of the scenario.\n\n\
+The second table is the measured reason: CPU time per request of each process group over the measured run (utime + \
+stime from `/proc`: the api, the web, every process of the Postgres cluster, wrk), and per transaction over the \
+ceiling run (Postgres, pgbench). *total* is their sum; *machine* is the whole machine's busy CPU (`/proc/stat`), so \
+*machine − total* is work outside the groups (the bench draining the services' logs, other users). Everything shares \
+the same cores, so when the machine, not latency, is the limit, `api / ceiling` approaches *ratio if CPU-bound* = \
+ceiling total ÷ api run total.\n\n";
 
 /// The whole of `results.md`.
 pub fn document(r: &Results) -> String {

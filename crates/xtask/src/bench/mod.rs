@@ -5,7 +5,8 @@
 //! run the migrations, start the api and web on loopback with their production settings
 //! ([`stack`]) → measure start-up, memory and the machine's background CPU ([`probes`]) → for
 //! each scenario ([`scenario`]): the database's ceiling for the api's statement (pgbench,
-//! [`ceiling`]), wrk warm-up, then a measured wrk run ([`load`]) → stop
+//! [`ceiling`]), wrk warm-up, then a measured wrk run ([`load`]), each with the CPU time per
+//! request of the api, Postgres and the load generator ([`cpu`]) → stop
 //! everything → write `results.json` ([`results`], typed) and `results.md` ([`markdown`]),
 //! with what the numbers were measured on ([`machine`]).
 //!
@@ -14,6 +15,7 @@
 
 pub mod artifacts;
 pub mod ceiling;
+pub mod cpu;
 pub mod load;
 pub mod machine;
 pub mod markdown;
@@ -39,6 +41,7 @@ pub use scenario::scenario_names;
 
 use artifacts::{Artifact, Binaries};
 use ceiling::{Ceiling, Pgbench};
+use cpu::{CpuPerRequest, Watched};
 use load::{LoadShape, Wrk};
 use machine::Machine;
 use pg_tools::PgTools;
@@ -334,6 +337,7 @@ impl Suite<'_> {
             duration,
         };
         let ceiling = self.ceiling(scenario, shape(o.duration)).await?;
+        let watched = self.watched(pids, scenario.service == "web")?;
         let port = if scenario.service == "web" {
             self.ports.web
         } else {
@@ -355,12 +359,15 @@ impl Suite<'_> {
         }
         let background_cpu = self.background_cpu(scenario.name).await;
         let load_average = probes::load_average();
+        let before = watched.sample()?;
         let run = self
             .wrk
             .run(shape(o.duration), scenario.method, &url)
             .await?;
+        let cpu = CpuPerRequest::between(&before, &watched.sample()?, run.summary.requests);
         let around = Surroundings {
             ceiling,
+            cpu_per_request: cpu,
             rss_after_bytes: probes::memories(pids)?,
             background_cpu,
             load_average,
@@ -382,7 +389,38 @@ impl Suite<'_> {
             shape.duration.as_secs(),
             shape.connections
         ));
-        Ok(Some(self.pgbench.run(statement, shape).await?))
+        let watched = Watched {
+            postmaster: self.postmaster()?,
+            ..Watched::default()
+        };
+        let before = watched.sample()?;
+        let mut ceiling = self.pgbench.run(statement, shape).await?;
+        let after = watched.sample()?;
+        ceiling.cpu_per_transaction = Some(CpuPerRequest::between(
+            &before,
+            &after,
+            ceiling.transactions,
+        ));
+        Ok(Some(ceiling))
+    }
+
+    /// The processes a measured run is charged with: Postgres, the api and, for a scenario
+    /// of the web (which calls the api), the web.
+    fn watched(&self, pids: &BTreeMap<String, u32>, web: bool) -> Result<Watched> {
+        Ok(Watched {
+            api: Some(*pids.get("api").context("the api's pid")?),
+            web: if web {
+                Some(*pids.get("web").context("the web's pid")?)
+            } else {
+                None
+            },
+            postmaster: self.postmaster()?,
+        })
+    }
+
+    fn postmaster(&self) -> Result<u32> {
+        crate::postgres::postmaster_pid(&self.pg_dir)
+            .with_context(|| format!("no postmaster.pid in {}", self.pg_dir.display()))
     }
 
     /// The machine's CPU busy share while the stack is idle (what else runs), with a warning.

@@ -48,7 +48,7 @@ pub fn memories(pids: &BTreeMap<String, u32>) -> Result<BTreeMap<String, Memory>
 }
 
 /// (total, idle) CPU time of the machine, in ticks, from the first line of /proc/stat.
-fn cpu_times() -> Option<(u64, u64)> {
+pub(super) fn cpu_times() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat
         .lines()

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts::Artifact;
 use super::ceiling::Ceiling;
+use super::cpu::CpuPerRequest;
 use super::load::{ErrorCounts, WrkRun};
 use super::machine::Machine;
 use super::probes::{Memory, StartupRuns};
@@ -82,6 +83,8 @@ pub struct ScenarioResult {
     /// pgbench with the api's statement, same Postgres, as many clients as connections,
     /// measured just before this scenario.
     pub ceiling: Option<Ceiling>,
+    /// CPU time per request of the api (and web), Postgres and wrk over the measured run.
+    pub cpu_per_request: CpuPerRequest,
     pub latency_ms: LatencyMs,
     /// Non-2xx/3xx responses plus socket errors.
     pub errors: u64,
@@ -149,6 +152,7 @@ pub struct LogOutput {
 /// What was measured around one scenario's run, besides wrk.
 pub struct Surroundings {
     pub ceiling: Option<Ceiling>,
+    pub cpu_per_request: CpuPerRequest,
     pub rss_after_bytes: BTreeMap<String, Memory>,
     pub background_cpu: f64,
     pub load_average: [f64; 3],
@@ -184,6 +188,7 @@ impl ScenarioResult {
             requests_per_second: rps,
             ceiling_ratio,
             ceiling: around.ceiling,
+            cpu_per_request: around.cpu_per_request,
             latency_ms: latency,
             errors,
             error_detail: summary.errors,
@@ -200,6 +205,11 @@ impl ScenarioResult {
             load_average: around.load_average,
             wrk_output: run.text.clone(),
         }
+    }
+
+    /// The ceiling run's CPU per transaction, if the scenario has a ceiling.
+    pub fn ceiling_cpu(&self) -> Option<&CpuPerRequest> {
+        self.ceiling.as_ref()?.cpu_per_transaction.as_ref()
     }
 }
 

@@ -58,6 +58,31 @@ pub struct ResultsScenario {
     pub errors: Option<Number>,
     /// Response size, headers included, as wrk counted it.
     pub bytes_per_response: Option<Number>,
+    /// req/s ÷ the ceiling's tps.
+    pub ceiling_ratio: Option<Number>,
+    /// pgbench with the api's statement, when the scenario has a ceiling.
+    pub ceiling: Option<ResultsCeiling>,
+    pub target: Option<ResultsTarget>,
+    /// CPU time per request of each process group over the measured run.
+    pub cpu_per_request: Option<ResultsCpu>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResultsCeiling {
+    pub transactions_per_second: Option<Number>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResultsTarget {
+    /// Least `ceiling_ratio` accepted.
+    pub ceiling_ratio: Option<Number>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ResultsCpu {
+    pub api_us: Option<Number>,
+    pub postgres_us: Option<Number>,
+    pub load_generator_us: Option<Number>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -146,6 +171,12 @@ pub struct Scenario {
     pub p50_ms: Option<Number>,
     pub p99_ms: Option<Number>,
     pub errors: Option<Number>,
+    /// pgbench's rate for the api's statement; `None` for a scenario without a ceiling.
+    pub ceiling_tps: Option<Number>,
+    pub ceiling_ratio: Option<Number>,
+    pub target_ceiling_ratio: Option<Number>,
+    /// CPU µs per request (api, postgres, load generator) over the measured run.
+    pub cpu_us_per_request: Option<ResultsCpu>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,12 +262,37 @@ impl From<&ResultsScenario> for Scenario {
             p50_ms: s.latency_ms.p50.clone(),
             p99_ms: s.latency_ms.p99.clone(),
             errors: s.errors.clone(),
+            ceiling_tps: s
+                .ceiling
+                .as_ref()
+                .and_then(|c| c.transactions_per_second.clone()),
+            ceiling_ratio: s.ceiling_ratio.clone(),
+            target_ceiling_ratio: s.target.as_ref().and_then(|t| t.ceiling_ratio.clone()),
+            cpu_us_per_request: s.cpu_per_request.clone(),
         }
     }
 }
 
 fn megabytes(bytes: Option<&Number>) -> String {
     or_dash(bytes.and_then(Number::as_f64).map(mib))
+}
+
+/// A ratio as a whole percentage.
+fn percent(ratio: Option<&Number>) -> String {
+    or_dash(
+        ratio
+            .and_then(Number::as_f64)
+            .map(|r| format!("{:.0} %", r * 100.0)),
+    )
+}
+
+impl Scenario {
+    /// Whether `api / ceiling` reached its target; `None` without a target or a ratio.
+    fn ceiling_target_met(&self) -> Option<bool> {
+        let ratio = self.ceiling_ratio.as_ref()?.as_f64()?;
+        let target = self.target_ceiling_ratio.as_ref()?.as_f64()?;
+        Some(ratio >= target)
+    }
 }
 
 impl Measured {
@@ -256,6 +312,8 @@ impl Measured {
             or_dash(m.cpu_model.as_ref()),
             or_dash(m.git_rev.as_ref()),
         );
+        out += &self.ceiling_table().render();
+        out.push('\n');
         out += &self.scenarios_table().render();
         out.push('\n');
         out += &self.services_table(sizes).render();
@@ -269,6 +327,42 @@ impl Measured {
             ]);
         }
         out + &artifacts.render()
+    }
+
+    /// The headline: each scenario with a database ceiling, against it, and the CPU each of
+    /// its requests cost the api, Postgres and the load generator (sharing the same cores).
+    fn ceiling_table(&self) -> Table {
+        let mut table = Table::new([
+            "scenario",
+            "req/s",
+            "ceiling tps (pgbench, same statement)",
+            "api / ceiling",
+            "target",
+            "met",
+            "api CPU µs/req",
+            "postgres CPU µs/req",
+            "load generator CPU µs/req",
+        ]);
+        for s in self.scenarios.iter().filter(|s| s.ceiling_tps.is_some()) {
+            let target = s
+                .target_ceiling_ratio
+                .as_ref()
+                .map(|t| format!("≥ {}", percent(Some(t))));
+            let met = s.ceiling_target_met().map(|m| if m { "yes" } else { "no" });
+            let cpu = s.cpu_us_per_request.clone().unwrap_or_default();
+            table.row([
+                or_dash(s.name.as_ref()),
+                or_dash(s.requests_per_second.as_ref()),
+                or_dash(s.ceiling_tps.as_ref()),
+                percent(s.ceiling_ratio.as_ref()),
+                or_dash(target),
+                or_dash(met),
+                or_dash(cpu.api_us),
+                or_dash(cpu.postgres_us),
+                or_dash(cpu.load_generator_us),
+            ]);
+        }
+        table
     }
 
     fn scenarios_table(&self) -> Table {
@@ -314,5 +408,63 @@ impl Measured {
             ]);
         }
         table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(json: &str) -> Measured {
+        let results: Results = serde_json::from_str(json).unwrap();
+        match Benchmarks::compute(Some(&results)) {
+            Benchmarks::Measured(m) => m,
+            Benchmarks::NotMeasured { .. } => unreachable!("results were given"),
+        }
+    }
+
+    #[test]
+    fn the_ceiling_table_carries_ratio_target_and_cpu() {
+        let m = measured(
+            r#"{"scenarios": [
+                {"name": "api_health", "requests_per_second": 30000.5, "ceiling": null},
+                {"name": "api_list", "requests_per_second": 4333.3, "ceiling_ratio": 0.258,
+                 "ceiling": {"transactions_per_second": 16807.2},
+                 "target": {"ceiling_ratio": 0.6, "met": false},
+                 "cpu_per_request": {"api_us": 152.4, "postgres_us": 79.1,
+                                     "load_generator_us": 15.0}},
+                {"name": "api_create", "requests_per_second": 5491.1, "ceiling_ratio": 0.92,
+                 "ceiling": {"transactions_per_second": 5968.6},
+                 "target": {"ceiling_ratio": 0.9}}]}"#,
+        );
+        let table = m.ceiling_table().render();
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| api_list | 4333.3 | 16807.2 | 26 % | ≥ 60 % | no | 152.4 | 79.1 | 15.0 |",
+                // Results written before the CPU was measured: its cells are dashes.
+                "| api_create | 5491.1 | 5968.6 | 92 % | ≥ 90 % | yes | – | – | – |",
+            ],
+            "only scenarios with a ceiling, in order:\n{table}"
+        );
+    }
+
+    #[test]
+    fn the_ceiling_table_leads_the_section() {
+        let m = measured(
+            r#"{"scenarios": [{"name": "api_list", "requests_per_second": 1.0,
+                "ceiling": {"transactions_per_second": 2.0}, "ceiling_ratio": 0.5}]}"#,
+        );
+        let sizes = Sizes {
+            how: String::new(),
+            catalog: BTreeMap::new(),
+            aws: BTreeMap::new(),
+            northflank: BTreeMap::new(),
+        };
+        let text = m.tables(&sizes);
+        let ceiling = text.find("| api / ceiling |").expect("ratio table");
+        let scenarios = text.find("| p50 ms |").expect("scenario table");
+        assert!(ceiling < scenarios, "{text}");
     }
 }
