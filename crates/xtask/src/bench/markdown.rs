@@ -172,8 +172,12 @@ fn artifact_table(r: &Results) -> String {
 /// What the headline table means.
 const CEILING_NOTE: &str = "The first table is the headline: the api's rate as a share of the database's own rate for \
 the same statement (*ceiling*: `pgbench -M prepared` running the api's query from `.sqlx/` against the same Postgres, \
-with as many clients as wrk has connections, just before the scenario). Both share the machine with whatever else \
-runs on it, so the ratio holds up where absolute numbers do not. *met* covers every target of the scenario.\n\n\
+with as many clients as wrk has connections, just before the scenario). For the list the ceiling reads the rows \
+every time (no kept page: the api serves an unchanged first page as kept, after the database confirms in the same \
+statement that nothing committed since; `crates/api/src/first_pages.rs`); for creates it commits one message per \
+transaction (the api inserts the creates that arrive together in one statement; `crates/api/src/create_batches.rs`). \
+Both share the machine with whatever else runs on it, so the ratio holds up where absolute numbers do not. *met* \
+covers every target of the scenario.\n\n\
 The second table is the measured reason: CPU time per request of each process group over the measured run (utime + \
 stime from `/proc`: the api, the web, every process of the Postgres cluster, wrk), and per transaction over the \
 ceiling run (Postgres, pgbench). *total* is their sum; *machine* is the whole machine's busy CPU (`/proc/stat`), so \

@@ -46,7 +46,7 @@ pub fn scenarios() -> Vec<Scenario> {
             target_p99_ms: Some(20.0),
             ceiling: Some(Statement::List { limit: 100 }),
             target_ceiling_ratio: Some(0.6),
-            description: "api lists 100 messages (one SELECT, JSON)",
+            description: "api lists the first 100 messages (one statement; the rows are read only when something committed since the page was kept)",
         },
         Scenario {
             name: "web_index",
@@ -70,7 +70,7 @@ pub fn scenarios() -> Vec<Scenario> {
             target_p99_ms: None,
             ceiling: Some(Statement::Create),
             target_ceiling_ratio: Some(0.9),
-            description: "api creates a message; each a committed transaction (synchronous_commit = on, the default)",
+            description: "api creates a message, answered once committed (synchronous_commit = on, the default; creates arriving together share a statement and a commit)",
         },
         Scenario {
             name: "api_create_async_commit",
