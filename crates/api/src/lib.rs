@@ -20,8 +20,8 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use service_kit::db::SecretCredentials;
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
 
 pub use config::Config;
 pub use error::Error;
@@ -37,6 +37,9 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Largest total size of the request headers (names and values) accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// A pooled connection idle for longer is pinged before a request gets it.
+pub const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// State shared by all handlers.
 #[derive(Clone)]
@@ -59,12 +62,28 @@ impl AppState {
             .max_connections(config.max_connections)
             .min_connections(0)
             .acquire_timeout(config.db_acquire_timeout)
-            // A ping before every acquire costs a round trip per request (benchmarks/README.md),
-            // but without it a connection the server ended (a failover, a restart, a rotation
-            // that ends old sessions) reaches a request as a 503, and the rotation test saw
-            // rejected passwords long after the new secret was read. Kept until that is
-            // understood.
-            .test_before_acquire(true)
+            // A connection used within the last second is handed out as it is; one idle for
+            // longer is pinged first. A ping before every acquire cost a round trip per
+            // request, a third of the database's work on the list route (benchmarks/README.md);
+            // without any, a connection the server ended while idle (a failover, a restart, a
+            // rotation that ends old sessions) reached a request as a 503. Connection pools
+            // commonly draw the line there (HikariCP skips its check for a connection used in
+            // the last 500 ms); the pattern is the example of sqlx's
+            // `PoolOptions::before_acquire`. A connection that breaks while busy fails its own
+            // request, and sqlx's ping on release then drops it.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < IDLE_BEFORE_PING {
+                        return Ok(true);
+                    }
+                    let alive = conn.ping().await;
+                    if let Err(error) = &alive {
+                        tracing::info!(%error, "an idle database connection is gone; opening another");
+                    }
+                    Ok(alive.is_ok())
+                })
+            })
             .connect_lazy_with(config.database.clone());
         Self {
             db,

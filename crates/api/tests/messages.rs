@@ -423,3 +423,28 @@ async fn slow_requests_time_out_with_a_json_error() {
     let resp = app.get(&format!("/api/messages/{id}")).await;
     assert_eq!(resp.status(), 200);
 }
+
+/// The pool pings a connection idle for over `IDLE_BEFORE_PING` before a request gets it: one
+/// the server ended meanwhile (a restart, a failover, a rotation ending old sessions) is
+/// replaced, not answered as a 503.
+#[tokio::test]
+async fn a_connection_the_server_ended_while_idle_never_reaches_a_request() {
+    let db = migrated_db().await;
+    let app = TestApp::spawn_with(&db, |config| config.max_connections = 2).await;
+    for _ in 0..4 {
+        assert_eq!(app.get("/api/messages").await.status(), 200);
+    }
+    let mut admin = db.connect().await;
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(ended >= 1, "the api's pooled connections were ended");
+    tokio::time::sleep(api::IDLE_BEFORE_PING + std::time::Duration::from_millis(200)).await;
+    for _ in 0..4 {
+        assert_eq!(app.get("/api/messages").await.status(), 200);
+    }
+}
