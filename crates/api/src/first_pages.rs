@@ -12,11 +12,99 @@
 //! acknowledged, by this instance or any other, nor after a migration or a hand-made change:
 //! no invalidation messages, no time to live. What it saves is reading, decoding and
 //! serializing the rows while nothing changes; under writes it costs nothing but the
-//! comparison. Why: benchmarks/README.md.
+//! comparison. First-page requests that arrive together share one statement
+//! ([`crate::batches`]): sent after all of them arrived, it answers each as well as its own.
+//! Why: benchmarks/README.md.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use crate::batches::{Batches, Queued};
+use crate::routes::messages::{older_page, older_rows, page_body};
+
+/// Statements reading first pages at once (each holds one pooled connection).
+pub const CONCURRENT_READS: usize = 2;
+/// Most requests one statement answers.
+pub const MAX_REQUESTS_PER_READ: usize = 256;
+
+/// Counter of first pages served, by `result`: `kept` (the database's snapshot was the kept
+/// page's) or `read` (the rows were read).
+pub const FIRST_PAGE_READS: &str = "api_first_page_reads_total";
+
+/// A first page's JSON, or the error of the statement that read it.
+pub type FirstPage = Result<Bytes, Arc<sqlx::Error>>;
+
+/// First-page requests (their page size) waiting for a statement.
+pub type FirstPageReads = Batches<i64, FirstPage>;
+
+/// The reads of first pages from `db`, keeping them in `pages`.
+pub fn first_page_reads(db: PgPool, pages: Arc<FirstPages>) -> FirstPageReads {
+    Batches::new(
+        CONCURRENT_READS,
+        MAX_REQUESTS_PER_READ,
+        Arc::new(move |batch| Box::pin(read_first_pages(db.clone(), pages.clone(), batch))),
+    )
+}
+
+/// Answer every request of `batch`, one statement per page size asked for.
+async fn read_first_pages(db: PgPool, pages: Arc<FirstPages>, batch: Vec<Queued<i64, FirstPage>>) {
+    let mut by_limit: BTreeMap<i64, Vec<oneshot::Sender<FirstPage>>> = BTreeMap::new();
+    for queued in batch {
+        by_limit.entry(queued.job).or_default().push(queued.answer);
+    }
+    let mut conn = match db.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            let error = Arc::new(error);
+            for answer in by_limit.into_values().flatten() {
+                let _ = answer.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    for (limit, answers) in by_limit {
+        let page = first_page(&mut conn, &pages, limit).await;
+        if let Ok((_, result)) = &page {
+            metrics::counter!(FIRST_PAGE_READS, "result" => *result)
+                .increment(answers.len() as u64);
+        }
+        let page = page.map(|(body, _)| body).map_err(Arc::new);
+        for answer in answers {
+            let _ = answer.send(page.clone());
+        }
+    }
+}
+
+/// The first page of `limit` messages as JSON: the kept one when the database's snapshot is
+/// still its own, otherwise read (and kept). Also says which (`kept` or `read`).
+async fn first_page(
+    conn: &mut sqlx::PgConnection,
+    pages: &FirstPages,
+    limit: i64,
+) -> Result<(Bytes, &'static str), sqlx::Error> {
+    let kept = pages.get(limit);
+    let read = older_rows(
+        conn,
+        None,
+        limit,
+        kept.as_ref().map(|page| page.snapshot.as_str()),
+    )
+    .await?;
+    if let Some(kept) = kept.filter(|page| page.snapshot == read.snapshot) {
+        return Ok((kept.body, "kept"));
+    }
+    let body = page_body(&older_page(read.messages, limit, None))?;
+    pages.store(KeptPage {
+        limit,
+        snapshot: read.snapshot,
+        body: body.clone(),
+    });
+    Ok((body, "read"))
+}
 
 /// Page sizes kept at once (the web asks for one, API clients for a few); a page holds at most
 /// 100 messages of at most 2,000 characters, so the pages kept stay within a few MiB.

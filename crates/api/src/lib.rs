@@ -4,6 +4,7 @@
 //! [`AppState`] shared by thin handlers in [`routes`], one [`error::Error`] type rendered as
 //! `{"error":{"code","message","field"?}}`, and the OpenAPI document in [`openapi`].
 
+pub mod batches;
 pub mod config;
 pub mod create_batches;
 pub mod error;
@@ -48,8 +49,8 @@ pub struct AppState {
     pub db: PgPool,
     /// With `DB_SECRET_ARN`: keeps the pool's user name and password current as the secret rotates.
     pub credentials: Option<Arc<SecretCredentials>>,
-    /// The first pages of the list as last served, revalidated by the database per request.
-    pub first_pages: Arc<first_pages::FirstPages>,
+    /// First-page requests waiting for a statement, and the first pages as last served.
+    pub first_page_reads: Arc<first_pages::FirstPageReads>,
     /// Creates waiting to be inserted together.
     pub create_batches: Arc<create_batches::CreateBatches>,
 }
@@ -85,11 +86,16 @@ impl AppState {
                 })
             })
             .connect_lazy_with(config.database.clone());
+        Self::with_pool(db)
+    }
+
+    /// A state around `db` as it is, without a rotating secret.
+    pub fn with_pool(db: PgPool) -> Self {
         Self {
-            db,
+            first_page_reads: Arc::new(first_pages::first_page_reads(db.clone(), Arc::default())),
+            create_batches: Arc::new(create_batches::create_batches(db.clone())),
             credentials: None,
-            first_pages: Arc::default(),
-            create_batches: Arc::default(),
+            db,
         }
     }
 

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::create_batches;
 use crate::error::ErrorBody;
 use crate::extract::{self, MessageId, Query};
-use crate::first_pages::KeptPage;
 use crate::{AppState, Error};
 
 /// Longest content, in characters (after trimming).
@@ -167,81 +168,60 @@ pub async fn list(
         });
     }
     if let (Some(after), None) = (params.after, params.cursor) {
-        return Ok(json_response(page_body(
-            &newer_page(&state, after, limit).await?,
-        )?));
+        let page = newer_page(&state, after, limit).await?;
+        return Ok(json_response(
+            page_body(&page).map_err(|e| Error::from(&e))?,
+        ));
     }
-    let kept = match params.cursor {
-        None => state.first_pages.get(limit),
-        Some(_) => None,
+    let Some(cursor) = params.cursor else {
+        let page = state.first_page_reads.submit(limit).await;
+        let body = page.ok_or(Error::Internal)?.map_err(|e| Error::from(&*e))?;
+        return Ok(json_response(body));
     };
-    let read = older_page(&state, params.cursor, limit, kept.as_ref()).await?;
-    if let (Some(kept), true) = (kept, read.unchanged) {
-        metrics::counter!(FIRST_PAGE_READS, "result" => "kept").increment(1);
-        return Ok(json_response(kept.body));
-    }
-    let mut messages = read.messages;
-    let next_cursor = if messages.len() as i64 > limit {
-        messages.truncate(limit as usize);
-        messages.last().map(|m| m.id)
-    } else {
-        None
-    };
-    let prev_cursor = params.cursor.and_then(|_| messages.first().map(|m| m.id));
-    let body = page_body(&MessagePage {
-        messages,
-        next_cursor,
-        prev_cursor,
-    })?;
-    if params.cursor.is_none() {
-        metrics::counter!(FIRST_PAGE_READS, "result" => "read").increment(1);
-        state.first_pages.store(KeptPage {
-            limit,
-            snapshot: read.snapshot,
-            body: body.clone(),
-        });
-    }
-    Ok(json_response(body))
-}
-
-/// Counter of first pages served, by `result`: `kept` (the database's snapshot was the kept
-/// page's) or `read` (the rows were read).
-pub const FIRST_PAGE_READS: &str = "api_first_page_reads_total";
-
-/// What the list statement returned.
-struct OlderRows {
-    /// The snapshot the statement ran in (`pg_current_snapshot()::text`).
-    snapshot: String,
-    /// That snapshot is the kept page's: no rows were read.
-    unchanged: bool,
-    /// Up to `limit + 1` messages below `cursor`, newest first (none when unchanged).
-    messages: Vec<Message>,
-}
-
-/// The messages below `cursor` (all when `None`), one more than `limit` to tell whether a next
-/// page exists, unless the database's snapshot is still `kept`'s (see [`crate::first_pages`]).
-///
-/// The statement runs in a task of its own, outside the request's tracing span: sqlx wraps
-/// each of its (nested) row streams in the caller's span, so under the request span every row
-/// costs several subscriber calls, a sixth of the api's CPU on this route
-/// (benchmarks/README.md). Its errors come back to the handler and are logged with the
-/// request id.
-async fn older_page(
-    state: &AppState,
-    cursor: Option<i64>,
-    limit: i64,
-    kept: Option<&KeptPage>,
-) -> Result<OlderRows, Error> {
+    // In a task of its own, outside the request's tracing span: sqlx wraps each of its
+    // (nested) row streams in the caller's span, so under the request span every row costs
+    // several subscriber calls, a sixth of the api's CPU on this route (benchmarks/README.md).
+    // Its errors come back here and are logged with the request id.
     let db = state.db.clone();
-    let kept_snapshot = kept.map(|page| page.snapshot.clone());
     let rows = tokio::spawn(async move {
         // On an acquired connection rather than the pool: one row stream fewer per row.
         let mut conn = db.acquire().await?;
-        // The snapshot is the statement's own, the one the rows are read in; the rows are read
-        // only when it differs from the kept page's. It comes in a row of its own: as a column
-        // of every row it cost the database ~10 % more on this statement (benchmarks/README.md).
-        sqlx::query!(
-            r#"SELECT pg_current_snapshot()::text AS snapshot,
+        older_rows(&mut conn, Some(cursor), limit, None).await
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the list query task failed");
+        Error::Internal
+    })??;
+    let page = older_page(rows.messages, limit, Some(cursor));
+    Ok(json_response(
+        page_body(&page).map_err(|e| Error::from(&e))?,
+    ))
+}
+
+/// What the list statement returned.
+pub struct OlderRows {
+    /// The snapshot the statement ran in (`pg_current_snapshot()::text`).
+    pub snapshot: String,
+    /// Up to `limit + 1` messages below `cursor`, newest first; none when the snapshot was the
+    /// one given.
+    pub messages: Vec<Message>,
+}
+
+/// The messages below `cursor` (all when `None`), one more than `limit` to tell whether a next
+/// page exists, unless the database's snapshot is still `unless_snapshot` (then none: see
+/// [`crate::first_pages`]).
+pub async fn older_rows(
+    conn: &mut PgConnection,
+    cursor: Option<i64>,
+    limit: i64,
+    unless_snapshot: Option<&str>,
+) -> Result<OlderRows, sqlx::Error> {
+    // The snapshot is the statement's own, the one the rows are read in. It comes in a row of
+    // its own: as a column of every row it cost the database ~10 % more on this statement
+    // (benchmarks/README.md).
+    let rows = sqlx::query!(
+        r#"SELECT pg_current_snapshot()::text AS snapshot,
                   NULL::bigint AS id, NULL::text AS content,
                   NULL::timestamptz AS created_at, NULL::timestamptz AS updated_at
            UNION ALL
@@ -251,18 +231,12 @@ async fn older_page(
               AND deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
             ORDER BY id DESC
             LIMIT $2)"#,
-            cursor,
-            limit + 1,
-            kept_snapshot,
-        )
-        .fetch_all(&mut *conn)
-        .await
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "the list query task failed");
-        Error::Internal
-    })??;
+        cursor,
+        limit + 1,
+        unless_snapshot,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let mut snapshot = String::new();
     let mut messages = Vec::with_capacity(rows.len());
     for row in rows {
@@ -283,19 +257,31 @@ async fn older_page(
                 })
             }
             _ => {
-                tracing::error!("the list statement returned a row that is neither kind");
-                return Err(Error::Internal);
+                return Err(sqlx::Error::Decode(
+                    "the list statement returned a row that is neither kind".into(),
+                ));
             }
         }
     }
     // UNION ALL promises no order across its parts: newest first, whatever came.
     messages.sort_unstable_by_key(|message| std::cmp::Reverse(message.id));
-    let unchanged = kept.is_some_and(|page| page.snapshot == snapshot);
-    Ok(OlderRows {
-        snapshot,
-        unchanged,
+    Ok(OlderRows { snapshot, messages })
+}
+
+/// The page of `limit` messages below `cursor`, from [`older_rows`]'s `messages`.
+pub fn older_page(mut messages: Vec<Message>, limit: i64, cursor: Option<i64>) -> MessagePage {
+    let next_cursor = if messages.len() as i64 > limit {
+        messages.truncate(limit as usize);
+        messages.last().map(|m| m.id)
+    } else {
+        None
+    };
+    let prev_cursor = cursor.and_then(|_| messages.first().map(|m| m.id));
+    MessagePage {
         messages,
-    })
+        next_cursor,
+        prev_cursor,
+    }
 }
 
 fn json_response(body: Bytes) -> Response {
@@ -303,8 +289,9 @@ fn json_response(body: Bytes) -> Response {
 }
 
 /// The page as JSON, serialized into a buffer sized for it up front: axum's `Json` starts at
-/// 128 bytes and grows by copying, eight times for a full page.
-fn page_body(page: &MessagePage) -> Result<Bytes, Error> {
+/// 128 bytes and grows by copying, eight times for a full page. A failure is an encoding error
+/// of the database's data (the api answers 500).
+pub fn page_body(page: &MessagePage) -> Result<Bytes, sqlx::Error> {
     // Per message: the content plus ~130 bytes of keys, id and two timestamps.
     let estimate = 64
         + page
@@ -313,10 +300,7 @@ fn page_body(page: &MessagePage) -> Result<Bytes, Error> {
             .map(|m| m.content.len() + 160)
             .sum::<usize>();
     let mut body = Vec::with_capacity(estimate);
-    serde_json::to_writer(&mut body, page).map_err(|e| {
-        tracing::error!(error = %e, "cannot serialize a page of messages");
-        Error::Internal
-    })?;
+    serde_json::to_writer(&mut body, page).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     Ok(Bytes::from(body))
 }
 
@@ -373,9 +357,7 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let content = input.validated()?;
     // On a repeated key, the insert waits for the first one to commit, then inserts nothing.
-    let inserted = state
-        .create_batches
-        .insert(&state.db, content, key)
+    let inserted = create_batches::insert(&state.create_batches, content, key)
         .await
         .map_err(|e| Error::from(&*e))?;
     let message = match (inserted, key) {

@@ -169,11 +169,6 @@ impl Stack {
 
 /// The real api (its full router, middleware included) on `listener`, using the test database.
 async fn start_api(listener: TcpListener, db: &TestDb) -> Running {
-    let state = api::AppState {
-        db: db.pool().await,
-        credentials: None,
-        first_pages: Default::default(),
-        create_batches: Default::default(),
-    };
+    let state = api::AppState::with_pool(db.pool().await);
     Running::serve(listener, api::app(state, Duration::from_secs(5)))
 }
