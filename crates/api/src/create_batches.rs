@@ -1,15 +1,16 @@
 //! Creates that arrive together are inserted and committed together: one statement, one commit
 //! (one WAL flush), one round trip per batch instead of per message ([`crate::batches`]: no
 //! create waits for a batch to fill). Each create is answered only once its batch has
-//! committed, so an acknowledged create is durable as before. A batch the database refuses as
-//! a whole (a statement error) is retried message by message, so one bad message fails only
-//! its own request. Why: benchmarks/README.md ("Creates").
+//! committed, so an acknowledged create is durable as before. A batch the database refuses for
+//! its data is retried message by message, so one bad message fails only its own request.
+//! Rows are inserted in key order: two batches holding the same keys wait for each other in
+//! the same order, never in a cycle (a deadlock). Why: benchmarks/README.md.
 
 use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::batches::{Batches, Queued};
+use crate::batches::{Batches, Queued, Unanswered};
 use crate::routes::messages::Message;
 
 /// Most messages in one statement.
@@ -45,10 +46,12 @@ pub async fn insert(batches: &Arc<CreateBatches>, content: &str, key: Option<&st
         content: content.to_owned(),
         key: key.map(str::to_owned),
     };
-    batches
-        .submit(message)
-        .await
-        .unwrap_or_else(|| Err(Arc::new(sqlx::Error::WorkerCrashed)))
+    match batches.submit(message).await {
+        Ok(inserted) => inserted,
+        // Both mean: not now (503), and nothing was inserted for this request.
+        Err(Unanswered::QueueFull) => Err(Arc::new(sqlx::Error::PoolTimedOut)),
+        Err(Unanswered::WriterFailed) => Err(Arc::new(sqlx::Error::WorkerCrashed)),
+    }
 }
 
 type Queued_ = Queued<NewMessage, Inserted>;
@@ -62,7 +65,7 @@ async fn write_batch(db: PgPool, batch: Vec<Queued_>) {
         r#"INSERT INTO messages (content, idempotency_key)
            SELECT content, key
            FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS input(content, key, position)
-           ORDER BY position
+           ORDER BY key NULLS LAST, position
            ON CONFLICT (idempotency_key) DO NOTHING
            RETURNING id, content, created_at, updated_at, idempotency_key"#,
         &contents,
@@ -72,8 +75,8 @@ async fn write_batch(db: PgPool, batch: Vec<Queued_>) {
     .await;
     match inserted {
         Ok(rows) => answer_each(batch, rows),
-        Err(sqlx::Error::Database(_)) if batch.len() > 1 => {
-            for queued in batch {
+        Err(sqlx::Error::Database(error)) if batch.len() > 1 && refuses_data(&*error) => {
+            for queued in batch.into_iter().filter(|queued| !queued.abandoned()) {
                 Box::pin(write_batch(db.clone(), vec![queued])).await;
             }
         }
@@ -84,6 +87,18 @@ async fn write_batch(db: PgPool, batch: Vec<Queued_>) {
             }
         }
     }
+}
+
+/// An error about the rows themselves (SQLSTATE classes 22 data exception, 23 integrity
+/// constraint violation, 40 transaction rollback): another batch may well succeed. Any other
+/// (a login refused, a connection lost, the server shutting down) would fail each message
+/// again, one connection attempt at a time.
+fn refuses_data(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| {
+        ["22", "23", "40"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
 }
 
 struct InsertedRow {

@@ -194,6 +194,18 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<crate::batches::Unanswered> for Error {
+    fn from(e: crate::batches::Unanswered) -> Self {
+        match e {
+            crate::batches::Unanswered::QueueFull => {
+                tracing::warn!("too many requests waiting for the database");
+                Self::DatabaseUnavailable
+            }
+            crate::batches::Unanswered::WriterFailed => Self::Internal,
+        }
+    }
+}
+
 /// One database error answered to several requests (the creates of a batch).
 impl From<&sqlx::Error> for Error {
     fn from(e: &sqlx::Error) -> Self {

@@ -77,6 +77,14 @@ async fn concurrent_creates_are_each_answered_with_their_own_message() {
         assert_eq!(&stored, message, "create {i}");
     }
     assert_eq!(stored_count(&db).await, CREATES as i64);
+    // Rows inserted by one statement share its transaction id: fewer transactions than rows
+    // means creates did share batches (otherwise this test would prove nothing about them).
+    let mut conn = db.connect().await;
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM messages")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(transactions < CREATES as i64, "{transactions} transactions");
 }
 
 #[tokio::test]
