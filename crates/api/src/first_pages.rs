@@ -4,7 +4,7 @@
 //! statement as the list query, for its current snapshot (`pg_current_snapshot()`: the
 //! oldest transaction still running, the next transaction id, and the ones running in between).
 //! When that snapshot is the one a kept page was read in, no transaction has committed or
-//! aborted since (a commit takes its id out of the running set, a new write takes a new id), so
+//! aborted since (either takes its id out of the running set or moves the snapshot's xmax), so
 //! the rows the statement would return are the ones the page holds: the statement returns no
 //! rows and the kept bytes are sent. Otherwise it returns the rows, read in that very snapshot.
 //!
@@ -17,6 +17,7 @@
 //! Why: benchmarks/README.md.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -86,6 +87,7 @@ async fn first_page(
     pages: &FirstPages,
     limit: i64,
 ) -> Result<(Bytes, &'static str), sqlx::Error> {
+    let generation = pages.generation();
     let kept = pages.get(limit);
     let read = older_rows(
         conn,
@@ -98,16 +100,20 @@ async fn first_page(
         return Ok((kept.body, "kept"));
     }
     let body = page_body(&older_page(read.messages, limit, None))?;
-    pages.store(KeptPage {
-        limit,
-        snapshot: read.snapshot,
-        body: body.clone(),
-    });
+    pages.store(
+        KeptPage {
+            limit,
+            snapshot: read.snapshot,
+            body: body.clone(),
+        },
+        generation,
+    );
     Ok((body, "read"))
 }
 
 /// Page sizes kept at once (the web asks for one, API clients for a few); a page holds at most
-/// 100 messages of at most 2,000 characters, so the pages kept stay within a few MiB.
+/// 100 messages of at most 2,000 characters (~1.2 MB of JSON when every character is a control
+/// character, escaped to 6 bytes), so the pages kept stay within ~5 MB at worst.
 pub const KEPT_PAGE_SIZES: usize = 4;
 
 /// A first page as sent, and the snapshot it was read in.
@@ -119,13 +125,35 @@ pub struct KeptPage {
     pub body: Bytes,
 }
 
+/// What the list statement returns as its snapshot on a standby: there `pg_current_snapshot()`
+/// lists no running transactions (recovery keeps them elsewhere), so a commit need not change
+/// it. A page read there is never kept.
+pub const IN_RECOVERY: &str = "in recovery";
+
 /// The first pages kept, one per page size, the most recently stored last.
 #[derive(Default)]
 pub struct FirstPages {
     pages: Mutex<Vec<KeptPage>>,
+    /// Bumped whenever the pool opens a connection (see [`FirstPages::forget_all`]).
+    generation: AtomicU64,
 }
 
 impl FirstPages {
+    /// Forget every page: called for each new database connection. A snapshot names the
+    /// same data only on one server that lost no acknowledged commit; after a restart that lost
+    /// some (`synchronous_commit = off`), a failover or a restore, the same snapshot text may
+    /// come back over other data. Those all end the pool's connections, so a page read before
+    /// is never compared with a snapshot of the new server.
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.lock().clear();
+    }
+
+    /// The current generation, to be passed to [`FirstPages::store`] for a page read after now.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// The page kept for `limit`, if any.
     pub fn get(&self, limit: i64) -> Option<KeptPage> {
         self.lock().iter().find(|page| page.limit == limit).cloned()
@@ -134,8 +162,16 @@ impl FirstPages {
     /// Keep `page`, replacing the one of its size, or the least recently stored one when
     /// [`KEPT_PAGE_SIZES`] sizes are kept already. Concurrent misses may store in any order:
     /// a page read in an older snapshot only fails the next comparison.
-    pub fn store(&self, page: KeptPage) {
+    /// Nothing is kept if [`FirstPages::forget_all`] ran since `generation` was read, or if the
+    /// page was read on a standby.
+    pub fn store(&self, page: KeptPage, generation: u64) {
+        if page.snapshot == IN_RECOVERY {
+            return;
+        }
         let mut pages = self.lock();
+        if self.generation() != generation {
+            return;
+        }
         pages.retain(|kept| kept.limit != page.limit);
         if pages.len() >= KEPT_PAGE_SIZES {
             pages.remove(0);
@@ -163,12 +199,33 @@ mod tests {
         }
     }
 
+    impl FirstPages {
+        fn store_now(&self, page: KeptPage) {
+            self.store(page, self.generation());
+        }
+    }
+
+    #[test]
+    fn a_page_read_before_a_new_connection_or_on_a_standby_is_not_kept() {
+        let pages = FirstPages::default();
+        let before = pages.generation();
+        pages.store_now(page(20, "1:1:"));
+        pages.forget_all();
+        assert!(pages.get(20).is_none(), "forgotten");
+        pages.store(page(20, "1:1:"), before);
+        assert!(pages.get(20).is_none(), "read before the new connection");
+        pages.store_now(page(20, IN_RECOVERY));
+        assert!(pages.get(20).is_none(), "read on a standby");
+        pages.store_now(page(20, "2:2:"));
+        assert!(pages.get(20).is_some());
+    }
+
     #[test]
     fn one_page_per_size_the_newest_stored() {
         let pages = FirstPages::default();
         assert!(pages.get(20).is_none());
-        pages.store(page(20, "1:1:"));
-        pages.store(page(20, "2:2:"));
+        pages.store_now(page(20, "1:1:"));
+        pages.store_now(page(20, "2:2:"));
         let kept = pages.get(20).unwrap();
         assert_eq!(kept.snapshot, "2:2:");
         assert_eq!(kept.body, Bytes::from("20@2:2:"));
@@ -179,15 +236,15 @@ mod tests {
     fn at_most_the_kept_sizes_the_oldest_stored_dropped() {
         let pages = FirstPages::default();
         for limit in 1..=KEPT_PAGE_SIZES as i64 + 1 {
-            pages.store(page(limit, "1:1:"));
+            pages.store_now(page(limit, "1:1:"));
         }
         assert!(pages.get(1).is_none(), "the first stored size is dropped");
         for limit in 2..=KEPT_PAGE_SIZES as i64 + 1 {
             assert!(pages.get(limit).is_some(), "size {limit} is kept");
         }
         // Storing a size again moves it to the back.
-        pages.store(page(2, "2:2:"));
-        pages.store(page(100, "2:2:"));
+        pages.store_now(page(2, "2:2:"));
+        pages.store_now(page(100, "2:2:"));
         assert!(pages.get(2).is_some());
         assert!(pages.get(3).is_none());
     }

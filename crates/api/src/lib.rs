@@ -59,6 +59,8 @@ impl AppState {
     /// A state whose pool connects lazily (no connection is made here) with `config.database`
     /// as it is; see [`Self::from_config`] for the rotating secret.
     pub fn new(config: &Config) -> Self {
+        let first_pages = Arc::new(first_pages::FirstPages::default());
+        let forget_first_pages = first_pages.clone();
         let db = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(0)
@@ -78,21 +80,29 @@ impl AppState {
                     if meta.idle_for < IDLE_BEFORE_PING {
                         return Ok(true);
                     }
-                    let alive = conn.ping().await;
-                    if let Err(error) = &alive {
-                        tracing::info!(%error, "an idle database connection is gone; opening another");
-                    }
-                    Ok(alive.is_ok())
+                    // An error closes the connection hard (it is gone) and sqlx logs it.
+                    conn.ping().await.map(|()| true)
                 })
             })
+            // A new connection may be to another server (a restart, a failover, a restore): the
+            // pages kept were read on the old one.
+            .after_connect(move |_conn, _meta| {
+                forget_first_pages.forget_all();
+                Box::pin(async { Ok(()) })
+            })
             .connect_lazy_with(config.database.clone());
-        Self::with_pool(db)
+        Self::with_pages(db, first_pages)
     }
 
-    /// A state around `db` as it is, without a rotating secret.
+    /// A state around `db` as it is, without a rotating secret (for tests: the pages kept are
+    /// not forgotten when `db` opens a connection, as [`Self::new`]'s are).
     pub fn with_pool(db: PgPool) -> Self {
+        Self::with_pages(db, Arc::default())
+    }
+
+    fn with_pages(db: PgPool, first_pages: Arc<first_pages::FirstPages>) -> Self {
         Self {
-            first_page_reads: Arc::new(first_pages::first_page_reads(db.clone(), Arc::default())),
+            first_page_reads: Arc::new(first_pages::first_page_reads(db.clone(), first_pages)),
             create_batches: Arc::new(create_batches::create_batches(db.clone())),
             credentials: None,
             db,

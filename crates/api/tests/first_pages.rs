@@ -9,20 +9,14 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{ApiProcess, TestApp, migrated_db};
+use common::{ApiProcess, TestApp, message_ids, migrated_db};
 use serde_json::{Value, json};
 
 /// The ids of the first page of `limit` messages, as `app` serves it.
 async fn first_page_ids(app: &TestApp, limit: u32) -> Vec<i64> {
     let resp = app.get(&format!("/api/messages?limit={limit}")).await;
     assert_eq!(resp.status(), 200);
-    let page: Value = resp.json().await.unwrap();
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
+    message_ids(&resp.json().await.unwrap())
 }
 
 async fn first_page(app: &TestApp) -> Value {

@@ -436,7 +436,7 @@ async fn a_connection_the_server_ended_while_idle_never_reaches_a_request() {
     }
     let mut admin = db.connect().await;
     let ended: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
     )
     .fetch_one(&mut admin)

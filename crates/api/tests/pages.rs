@@ -2,17 +2,8 @@
 
 mod common;
 
-use common::{TestApp, expect_error, migrated_db};
+use common::{TestApp, expect_error, message_ids as ids, migrated_db};
 use serde_json::Value;
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_i64().unwrap())
-        .collect()
-}
 
 #[tokio::test]
 async fn after_walks_back_to_newer_pages() {

@@ -175,7 +175,7 @@ pub async fn list(
     }
     let Some(cursor) = params.cursor else {
         let page = state.first_page_reads.submit(limit).await;
-        let body = page.ok_or(Error::Internal)?.map_err(|e| Error::from(&*e))?;
+        let body = page?.map_err(|e| Error::from(&*e))?;
         return Ok(json_response(body));
     };
     // In a task of its own, outside the request's tracing span: sqlx wraps each of its
@@ -219,15 +219,17 @@ pub async fn older_rows(
 ) -> Result<OlderRows, sqlx::Error> {
     // The snapshot is the statement's own, the one the rows are read in. It comes in a row of
     // its own: as a column of every row it cost the database ~10 % more on this statement
-    // (benchmarks/README.md).
+    // (benchmarks/README.md). On a standby it says nothing (see `first_pages::IN_RECOVERY`):
+    // the rows are read every time.
     let rows = sqlx::query!(
-        r#"SELECT pg_current_snapshot()::text AS snapshot,
+        r#"SELECT CASE WHEN pg_is_in_recovery() THEN 'in recovery'
+                       ELSE pg_current_snapshot()::text END AS snapshot,
                   NULL::bigint AS id, NULL::text AS content,
                   NULL::timestamptz AS created_at, NULL::timestamptz AS updated_at
            UNION ALL
            (SELECT NULL, id, content, created_at, updated_at
             FROM messages
-            WHERE pg_current_snapshot()::text IS DISTINCT FROM $3
+            WHERE (pg_is_in_recovery() OR pg_current_snapshot()::text IS DISTINCT FROM $3)
               AND deleted_at IS NULL AND ($1::bigint IS NULL OR id < $1)
             ORDER BY id DESC
             LIMIT $2)"#,

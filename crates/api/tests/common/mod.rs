@@ -10,6 +10,16 @@ use serde_json::Value;
 use test_postgres::TestDb;
 use tokio::sync::oneshot;
 
+/// The ids of a page's messages, in order.
+pub fn message_ids(page: &Value) -> Vec<i64> {
+    page["messages"]
+        .as_array()
+        .expect("a page has messages")
+        .iter()
+        .map(|m| m["id"].as_i64().expect("a message has an integer id"))
+        .collect()
+}
+
 /// Apply the real migrations to a test database.
 pub async fn migrate(db: &TestDb) {
     let mut conn = db.connect().await;
