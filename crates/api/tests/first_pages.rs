@@ -157,6 +157,10 @@ async fn an_unchanged_first_page_is_served_as_kept() {
     let get = |path: &'static str| {
         let (client, url) = (client.clone(), api.url(path));
         async move {
+            // Let the previous request's connection return to the pool first (sqlx pings it on
+            // release, in a task of its own): otherwise the pool opens another, and every new
+            // connection forgets the kept pages (`FirstPages::forget_all`).
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let resp = client.get(url).send().await.unwrap();
             assert_eq!(resp.status(), 200);
             assert_eq!(resp.headers()["content-type"], "application/json");
